@@ -1,0 +1,43 @@
+"""Exceptions raised by fishsym.
+
+Every exception names the offending argument and what would be valid; nothing returns
+NaN silently. All derive from :class:`FishsymError`, and each also derives from the
+builtin that best describes it (``ValueError``, ``KeyError``, ``TypeError``) so callers
+that catch the builtin keep working.
+"""
+
+
+class FishsymError(Exception):
+    """Base class of every error fishsym raises on purpose."""
+
+
+class FamilyDefinitionError(FishsymError, ValueError):
+    """An exponential-family declaration is inconsistent (dimensions, F not a function
+    of h alone, normalisation fails, unknown support, ...)."""
+
+
+class CanonicalFormError(FamilyDefinitionError):
+    """A log-density could not be split into ``t(y)ᵀh − F(h) + log k(y)``."""
+
+
+class DomainError(FishsymError, ValueError):
+    """A natural parameter (or an observation) lies outside its declared domain."""
+
+
+class UnknownFamilyError(FishsymError, KeyError):
+    """A family name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class ShapeError(FishsymError, ValueError):
+    """A tensor argument has the wrong shape."""
+
+
+class NonFiniteError(FishsymError, ValueError):
+    """An input, parameter or intermediate result is NaN or infinite."""
+
+
+class UnsupportedModelError(FishsymError, TypeError):
+    """A model (or module inside it) that the requested path cannot handle."""

@@ -1,0 +1,119 @@
+"""The registry of exponential families.
+
+Each built-in family lives in its own module and registers a factory with
+:func:`register`; ``get(name, **sizes)`` builds (and caches) an instance, so a family's
+derived quantities are computed once per process. Users add families the same way:
+
+    @families.register("my_family", defaults={"n": 3})
+    def my_family(n=3): return ExponentialFamily(...)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fishsym.errors import UnknownFamilyError
+from fishsym.symbolic.family import ExponentialFamily
+
+
+@dataclass
+class _Entry:
+    name: str
+    factory: Callable[..., ExponentialFamily]
+    defaults: dict = field(default_factory=dict)
+    #: size argument inferred from a network's output dimension (e.g. "C" or "d")
+    output_size: str | None = None
+    doc: str = ""
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_CACHE: dict[tuple, ExponentialFamily] = {}
+
+
+def register(name: str, output_size: str | None = None):
+    """Decorator registering a family factory under ``name``.
+
+    The factory's keyword defaults are the sizes used by the generic test suite.
+    ``output_size`` names the size argument a numeric caller can infer from the
+    dimension of a network's output (``"C"`` for categorical, ``"d"`` for Gaussian).
+    """
+
+    def deco(factory):
+        sig = inspect.signature(factory)
+        defaults = {
+            k: p.default for k, p in sig.parameters.items() if p.default is not inspect._empty
+        }
+        doc = (inspect.getdoc(factory) or "").split("\n")[0]
+        _REGISTRY[name] = _Entry(name, factory, defaults, output_size, doc)
+        return factory
+
+    return deco
+
+
+def names() -> list[str]:
+    """Registered family names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def entry(name: str) -> _Entry:
+    if name not in _REGISTRY:
+        raise UnknownFamilyError(
+            f"unknown family name {name!r}; registered families are: {', '.join(names())}"
+        )
+    return _REGISTRY[name]
+
+
+def size_arguments(name: str) -> dict:
+    """The size arguments of a registered family and their defaults."""
+    return dict(entry(name).defaults)
+
+
+def get(name: str, **sizes) -> ExponentialFamily:
+    """The family ``name`` built with the given size arguments (cached per process).
+
+    >>> get("categorical", C=3).dim
+    3
+    """
+    ent = entry(name)
+    unknown = set(sizes) - set(ent.defaults)
+    if unknown:
+        valid = ", ".join(f"{k}={v!r}" for k, v in ent.defaults.items()) or "none"
+        raise TypeError(
+            f"family {name!r} got unexpected size argument(s) {sorted(unknown)}; "
+            f"valid size arguments (with defaults): {valid}"
+        )
+    args = {**ent.defaults, **sizes}
+    key = (name, tuple(sorted(args.items())))
+    if key not in _CACHE:
+        fam = ent.factory(**args)
+        fam.registry_name = name
+        _CACHE[key] = fam
+    return _CACHE[key]
+
+
+def instances() -> list[ExponentialFamily]:
+    """One instance of every registered family at its default (test) sizes."""
+    return [get(n) for n in names()]
+
+
+# Built-in families: importing each module registers it.
+from fishsym.symbolic.families import (  # noqa: E402,F401
+    bernoulli,
+    beta,
+    binomial,
+    categorical,
+    categorical_minimal,
+    exponential,
+    gamma,
+    gaussian,
+    gaussian_meanvar,
+    geometric,
+    independent_bernoulli,
+    multinomial,
+    negative_binomial,
+    poisson,
+)
+
+__all__ = ["register", "names", "get", "instances", "size_arguments", "entry"]

@@ -1,0 +1,178 @@
+"""Supports of the observation ``y`` of an exponential family.
+
+A support says where ``y`` lives and how an expectation over it is taken: a finite sum
+(``FiniteSupport``), a series over the non-negative integers, or an integral over the
+real line, the positive reals or the unit interval. Vector observations whose
+coordinates are independent in support use ``ProductSupport``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sympy as sp
+
+
+class Support:
+    """Base class. ``kind`` is a short name used in messages and records."""
+
+    kind: str = "abstract"
+    #: number of coordinates of one observation
+    dim: int = 1
+    #: True when expectations are finite sums
+    finite: bool = False
+    #: True when the coordinates are integers (sums), False for integrals
+    discrete: bool = False
+
+    def contains(self, value) -> bool:
+        raise NotImplementedError
+
+    def sympy_set(self) -> sp.Set:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+@dataclass(frozen=True, repr=False)
+class FiniteSupport(Support):
+    """A finite set of observations; each point is a tuple of length ``dim``."""
+
+    points: tuple[tuple[int, ...], ...]
+    kind = "finite"
+    finite = True
+    discrete = True
+
+    def __post_init__(self):
+        if not self.points:
+            raise ValueError("FiniteSupport needs at least one point")
+        lengths = {len(p) for p in self.points}
+        if len(lengths) != 1:
+            raise ValueError(f"FiniteSupport points must share one length; got {sorted(lengths)}")
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return len(self.points[0])
+
+    def contains(self, value) -> bool:
+        value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        return value in set(self.points)
+
+    def sympy_set(self) -> sp.Set:
+        if self.dim == 1:
+            return sp.FiniteSet(*(p[0] for p in self.points))
+        return sp.FiniteSet(*(sp.Tuple(*p) for p in self.points))
+
+    def __repr__(self) -> str:
+        if len(self.points) <= 6:
+            return f"FiniteSupport({list(self.points)})"
+        return f"FiniteSupport({len(self.points)} points)"
+
+    # constructors -------------------------------------------------------------------
+    @classmethod
+    def integer_range(cls, lo: int, hi: int) -> FiniteSupport:
+        """``{lo, …, hi}`` as a scalar support."""
+        return cls(tuple((i,) for i in range(lo, hi + 1)))
+
+    @classmethod
+    def one_hot(cls, C: int) -> FiniteSupport:
+        """The ``C`` one-hot vectors of length ``C`` (a categorical label)."""
+        return cls(tuple(tuple(int(i == c) for i in range(C)) for c in range(C)))
+
+    @classmethod
+    def binary_vectors(cls, d: int) -> FiniteSupport:
+        """``{0, 1}^d`` (independent binary labels)."""
+        return cls(tuple(itertools.product((0, 1), repeat=d)))
+
+    @classmethod
+    def compositions(cls, n: int, C: int) -> FiniteSupport:
+        """Count vectors of length ``C`` with non-negative entries summing to ``n``."""
+        pts = [p for p in itertools.product(range(n + 1), repeat=C) if sum(p) == n]
+        return cls(tuple(pts))
+
+
+class NonNegativeIntegers(Support):
+    """``{0, 1, 2, …}``; expectations are series."""
+
+    kind = "nonnegative-integers"
+    discrete = True
+
+    def contains(self, value) -> bool:
+        return float(value) >= 0 and float(value) == int(value)
+
+    def sympy_set(self) -> sp.Set:
+        return sp.Naturals0
+
+
+class RealLine(Support):
+    """``(−∞, ∞)``; expectations are integrals."""
+
+    kind = "real-line"
+
+    def contains(self, value) -> bool:
+        return bool(sp.S(value).is_finite) and bool(sp.S(value).is_real)
+
+    def sympy_set(self) -> sp.Set:
+        return sp.Reals
+
+
+class PositiveReals(Support):
+    """``(0, ∞)``."""
+
+    kind = "positive-reals"
+
+    def contains(self, value) -> bool:
+        return float(value) > 0
+
+    def sympy_set(self) -> sp.Set:
+        return sp.Interval.open(0, sp.oo)
+
+
+class UnitInterval(Support):
+    """``(0, 1)``."""
+
+    kind = "unit-interval"
+
+    def contains(self, value) -> bool:
+        return 0 < float(value) < 1
+
+    def sympy_set(self) -> sp.Set:
+        return sp.Interval.open(0, 1)
+
+
+class ProductSupport(Support):
+    """A vector observation whose coordinate ``j`` ranges over ``factors[j]``."""
+
+    kind = "product"
+
+    def __init__(self, factors: Sequence[Support]):
+        if not factors:
+            raise ValueError("ProductSupport needs at least one factor")
+        self.factors = tuple(factors)
+        self.finite = all(f.finite for f in self.factors)
+        self.discrete = all(f.discrete for f in self.factors)
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return sum(f.dim for f in self.factors)
+
+    def contains(self, value) -> bool:
+        return len(value) == self.dim and all(
+            f.contains(v) for f, v in zip(self.factors, value)
+        )
+
+    def sympy_set(self) -> sp.Set:
+        return sp.ProductSet(*(f.sympy_set() for f in self.factors))
+
+    def __repr__(self) -> str:
+        kinds = {f.kind for f in self.factors}
+        if len(kinds) == 1:
+            return f"ProductSupport({next(iter(kinds))}^{len(self.factors)})"
+        return f"ProductSupport({[f.kind for f in self.factors]})"
+
+
+def real_space(d: int) -> Support:
+    """``R^d``: a real line for ``d = 1``, else a product of real lines."""
+    return RealLine() if d == 1 else ProductSupport([RealLine()] * d)

@@ -1,0 +1,3 @@
+"""Verification of a family's derived quantities, independent of the cumulant route."""
+
+from fishsym.symbolic.expectation import normalisation_error  # noqa: F401
