@@ -41,3 +41,12 @@ class NonFiniteError(FishsymError, ValueError):
 
 class UnsupportedModelError(FishsymError, TypeError):
     """A model (or module inside it) that the requested path cannot handle."""
+
+
+class NoSamplerError(FishsymError, NotImplementedError):
+    """No sampler is available for this family (an infinite support that the kernels
+    have no dedicated sampler for); finite supports are always sampled by enumeration."""
+
+
+class InfiniteSupportError(FishsymError, NotImplementedError):
+    """The support of the family is infinite, so its labels cannot be enumerated."""

@@ -80,7 +80,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs:
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         losses.append(total / len(x))
         if callback is not None:
             callback(epoch, model)

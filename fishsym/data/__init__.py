@@ -1,4 +1,9 @@
-"""Data for fishsym experiments: the bundled 10,000 MNIST digits (see README.md here)."""
+"""Data for fishsym experiments: the bundled 10,000 MNIST digits (see README.md here).
+
+The full MNIST (60,000 + 10,000 digits) is read from its standard IDX files by
+:func:`load_mnist_idx` / :func:`mnist_idx_tensors` (module :mod:`fishsym.data.idx`), from a
+directory the user names or downloaded with checksum verification.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+
+from fishsym.data.idx import load_mnist_idx, mnist_idx_tensors  # noqa: F401
 
 DATA_DIR = Path(__file__).resolve().parent
 MNIST_10K = DATA_DIR / "mnist_10k.npz"

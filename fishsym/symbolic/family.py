@@ -108,6 +108,13 @@ class ExponentialFamily:
         if domain is None:
             domain = {}
         if not isinstance(domain, Domain):
+            unknown = set(domain) - set(self.natural_params)
+            if unknown:
+                raise FamilyDefinitionError(
+                    f"{name}: the domain must give one interval per natural parameter "
+                    f"{self.natural_params}; it names {sorted(map(str, unknown))}, which are not "
+                    "natural parameters"
+                )
             domain = Domain({s: domain.get(s, REALS) for s in self.natural_params})
         self.domain = domain
         self._validate()
@@ -165,10 +172,11 @@ class ExponentialFamily:
         values = self.random_natural_params(rng)
         err = normalisation_error(self, values)
         if err is not None and err > 1e-12:
+            diverged = " (the sum/integral diverges or did not converge)" if np.isinf(err) else ""
             raise FamilyDefinitionError(
                 f"{self.name}: the density does not normalise: at {values} the total mass "
-                f"differs from 1 by {err:.3g}. Check log_partition against suff_stat, "
-                f"log_base_measure and support."
+                f"differs from 1 by {err:.3g}{diverged}. Check log_partition against "
+                "suff_stat, log_base_measure and support."
             )
 
     # ------------------------------------------------------------------ basics
@@ -228,7 +236,8 @@ class ExponentialFamily:
         partitions = tensors.set_partitions(k, min_block=2)
         out: dict[tensors.Multiset, sp.Expr] = {}
         for ms in tensors.multisets(self.dim, k):
-            total = sp.Integer(1) if k == 0 else sp.Integer(0)
+            # k = 0: the one (empty) partition contributes the empty product, μ_0 = 1
+            total = sp.Integer(0)
             for part in partitions:
                 term = sp.Integer(1)
                 for block in part:

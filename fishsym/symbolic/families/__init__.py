@@ -4,8 +4,8 @@ Each built-in family lives in its own module and registers a factory with
 :func:`register`; ``get(name, **sizes)`` builds (and caches) an instance, so a family's
 derived quantities are computed once per process. Users add families the same way:
 
-    @families.register("my_family", defaults={"n": 3})
-    def my_family(n=3): return ExponentialFamily(...)
+    @families.register("my_family")
+    def my_family(n=3): return ExponentialFamily(...)   # keyword defaults = test sizes
 """
 
 from __future__ import annotations

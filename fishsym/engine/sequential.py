@@ -1,0 +1,240 @@
+"""The fast structured pass for ``nn.Sequential`` MLPs (THEORY §7).
+
+Network: ``a_l = W_l z_{l−1} + b_l``, ``z_l = σ_l(a_l)`` for ``l = 1..L``, ``h = z_L``
+(``σ_L`` is the identity unless the model ends with an activation). For a batch of
+inputs the pass computes, per layer,
+
+* ``G_l = ∂h/∂a_l`` (``[n, c, units]``) by one backward sweep
+  ``G_l = (G_{l+1} W_{l+1}) ⊙ σ'_l(a_l)``, ``G_L = diag σ'_L(a_L)``;
+* the diagonal of the pre-activation Hessians (``[n, c, units]``)
+
+      S_l[c, a] = ∂²h_c/∂a_l[a]² = Σ_{m ≥ l} Σ_k ρ_m[c, k] · (∂a_m[k]/∂a_l[a])²,
+      ρ_m = σ''_m(a_m) ⊙ ∂h/∂z_m,
+
+  with the inter-layer Jacobians ``∂a_m/∂a_l = (∂a_m/∂a_{l+1}) W_{l+1} diag σ'_l`` built
+  one layer at a time (no ``d × units × units`` Hessian tensors). Only layers whose
+  activation is curved (``σ'' ≢ 0``) contribute a ``ρ_m``; with none, ``S_l`` is the
+  structural zero ``None``.
+
+The parameters' ``u`` and ``w`` then factorise (see :mod:`fishsym.engine.linear`).
+Supported modules: ``Linear``, the activations of :mod:`fishsym.engine.activations`,
+``Identity``, ``Flatten`` (keeping the batch axis), dropout in evaluation mode, and
+nested ``Sequential`` containers. Anything else raises :class:`UnsupportedModelError`
+naming the module (``fisher_variances`` then falls back to the generic path).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from fishsym.engine import activations, dropout, flatten
+from fishsym.engine.derivatives import ParamDerivatives
+from fishsym.engine.linear import LinearLayer
+from fishsym.errors import ShapeError, UnsupportedModelError
+
+
+def _leaves(module: nn.Sequential, prefix: str):
+    """``(qualified name, module)`` of a Sequential, nested Sequentials unrolled."""
+    for key, child in module._modules.items():
+        if child is None:
+            continue
+        name = f"{prefix}.{key}" if prefix else key
+        if type(child) is nn.Sequential:
+            yield from _leaves(child, name)
+        else:
+            yield name, child
+
+
+class StructuredMLP:
+    """The structured pass over an ``nn.Sequential`` of Linear layers and elementwise
+    activations, in a working dtype.
+
+    Parameters
+    ----------
+    model:
+        The network (read, never modified). Its output is ``h``, the natural parameters.
+    dtype:
+        Working dtype of every computation (weights are cast copies).
+
+    Raises
+    ------
+    UnsupportedModelError
+        Naming the first module the structured path cannot handle.
+    """
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float64):
+        if type(model) is not nn.Sequential:
+            raise UnsupportedModelError(
+                f"the structured path needs an nn.Sequential; got {type(model).__name__}"
+            )
+        self.dtype = dtype
+        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        self.preprocess: list[tuple[str, nn.Module]] = []
+        self.layers: list[LinearLayer] = []
+        seen: set[int] = set()
+        for name, module in _leaves(model, ""):
+            if id(module) in seen and any(True for _ in module.parameters()):
+                raise UnsupportedModelError(
+                    f"module {name!r} ({type(module).__name__}) appears twice in the model; "
+                    "shared parameters are not supported by the structured path"
+                )
+            seen.add(id(module))
+            kind = type(module)
+            if kind is nn.Linear:
+                self.layers.append(LinearLayer(name, module, dtype, trainable))
+            elif kind in activations.RULES:
+                if self.layers:
+                    self.layers[-1].activations.append((module, activations.RULES[kind]))
+                else:
+                    self.preprocess.append((name, module))
+            elif dropout.is_identity(module):
+                continue
+            elif kind is nn.Flatten:
+                if not self.layers:
+                    self.preprocess.append((name, module))
+                elif not flatten.is_identity_on_features(module):
+                    raise UnsupportedModelError(
+                        f"module {name!r} (Flatten(start_dim={module.start_dim}, "
+                        f"end_dim={module.end_dim})) after a Linear layer is not supported by "
+                        "the structured path"
+                    )
+            else:
+                raise UnsupportedModelError(
+                    f"module {name!r} ({kind.__name__}) is not supported by the structured path "
+                    "(it handles Linear, Sigmoid, Tanh, ReLU, LeakyReLU, Softplus, ELU, GELU, "
+                    "SiLU, Identity, Flatten and eval-mode Dropout)"
+                )
+        if not self.layers:
+            raise UnsupportedModelError("the structured path needs at least one nn.Linear layer")
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def output_dim(self) -> int:
+        """``d``, the number of outputs (natural parameters) of the network."""
+        return self.layers[-1].out_features
+
+    def param_names(self) -> list[str]:
+        """Names of the trainable parameters the pass differentiates, in model order."""
+        names = []
+        for layer in self.layers:
+            if layer.train_weight:
+                names.append(layer.weight_name)
+            if layer.train_bias:
+                names.append(layer.bias_name)
+        return names
+
+    def features(self, x: Tensor) -> Tensor:
+        """``z_0``: the inputs after the parameter-free modules in front of the first Linear,
+        ``[n, in_features]``."""
+        z = x.to(self.dtype)
+        for name, module in self.preprocess:
+            if type(module) is nn.Flatten:
+                z = flatten.apply_to_inputs(module, z, name)
+            else:
+                z = activations.RULES[type(module)](module, z)[0]
+        width = self.layers[0].in_features
+        if z.dim() != 2 or z.shape[1] != width:
+            raise ShapeError(
+                f"inputs of shape {tuple(x.shape)} give first-layer features of shape "
+                f"{tuple(z.shape)}; the first Linear layer {self.layers[0].name!r} expects "
+                f"[n_inputs, {width}]"
+            )
+        return z
+
+    # ------------------------------------------------------------------ the pass
+    def output(self, x: Tensor) -> Tensor:
+        """``h`` for a batch of inputs, ``[n, c]`` (forward pass only)."""
+        z = self.features(x)
+        for layer in self.layers:
+            z = self._activate(layer, layer.forward(z))[0]
+        return z
+
+    @staticmethod
+    def _activate(layer: LinearLayer, a: Tensor) -> activations.Derivs:
+        out: activations.Derivs = (a, None, None)
+        for module, rule in layer.activations:
+            out = activations.compose(out, rule, module)
+        return out
+
+    def derivatives(self, x: Tensor) -> tuple[Tensor, list[ParamDerivatives]]:
+        """``h`` ``[n, c]`` and the factored ``u``, ``w`` of every trainable parameter.
+
+        Costs one forward sweep, one backward sweep with ``d`` rows (``G``), and for each
+        curved layer ``m`` a sweep of its inter-layer Jacobians down to layer 1.
+        """
+        layers = self.layers
+        z = self.features(x)
+        z_in, d1, d2 = [], [], []
+        for layer in layers:
+            z_in.append(z)
+            z, s1, s2 = self._activate(layer, layer.forward(z))
+            d1.append(s1)
+            d2.append(s2)
+        h = z
+        n, d = h.shape
+        n_layers = len(layers)
+
+        # backward sweep: D = ∂h/∂z_l, G_l = D ⊙ σ'_l, ρ_l = D ⊙ σ''_l
+        dh_dz = torch.eye(d, dtype=self.dtype, device=h.device).expand(n, d, d)
+        jac: list[Tensor] = [None] * n_layers  # type: ignore[list-item]
+        rho: list[Tensor | None] = [None] * n_layers
+        for l in reversed(range(n_layers)):
+            jac[l] = dh_dz if d1[l] is None else dh_dz * d1[l][:, None, :]
+            rho[l] = None if d2[l] is None else dh_dz * d2[l][:, None, :]
+            if l > 0:
+                dh_dz = layers[l].pull_back(jac[l])
+
+        # S_l = Σ_{m ≥ l} ρ_m (∂a_m/∂a_l)^∘2, one curved layer m at a time. With
+        # ∂a_m/∂a_l = (∂a_m/∂z_l) diag σ'_l the square factorises as (∂a_m/∂z_l)^∘2 ⊙ σ'_l²,
+        # and for l = m − 1 as (W_m ⊙ W_m) ⊙ σ'²: one matrix product, no [n, units, units]
+        # tensor. Deeper layers need ∂a_m/∂z_l = (∂a_m/∂a_{l+1}) W_{l+1} per input.
+        hess: list[Tensor | None] = [None] * n_layers
+        for m in range(n_layers):
+            if rho[m] is None:
+                continue
+            hess[m] = rho[m] if hess[m] is None else hess[m] + rho[m]
+            da_dz = None  # ∂a_m/∂z_l, [n, units_m, units_l]
+            for l in range(m - 1, -1, -1):
+                if l == m - 1:
+                    term = layers[m].pull_back(rho[m], squared=True)
+                else:
+                    if da_dz is None:
+                        da_da = layers[m].jacobian_to_input(d1[m - 1], n)
+                    else:
+                        da_da = da_dz if d1[l + 1] is None else da_dz * d1[l + 1][:, None, :]
+                    da_dz = layers[l + 1].pull_back(da_da)
+                    term = torch.bmm(rho[m], da_dz * da_dz)
+                if d1[l] is not None:
+                    term = term * (d1[l] * d1[l])[:, None, :]
+                hess[l] = term if hess[l] is None else hess[l] + term
+
+        out: list[ParamDerivatives] = []
+        for l, layer in enumerate(layers):
+            out.extend(
+                layer.param_derivatives(_output_minor(jac[l]), _output_minor(hess[l]), z_in[l])
+            )
+        return h, out
+
+    def floats_per_input(self) -> int:
+        """Rough count of working floats one input needs in :meth:`derivatives` (for
+        choosing a chunk size that bounds peak memory)."""
+        widths = [self.layers[0].in_features] + [layer.out_features for layer in self.layers]
+        d = self.output_dim
+        total = sum(widths) * 3 + 2 * d * sum(widths[1:])
+        largest_jacobian = 0
+        for m in range(1, len(widths)):
+            for l in range(1, m - 1):
+                largest_jacobian = max(largest_jacobian, widths[m] * widths[l])
+        return total + 3 * largest_jacobian
+
+
+def _output_minor(x: Tensor | None) -> Tensor | None:
+    """The same ``[n, c, a]`` tensor stored with ``c`` innermost, so that the family
+    kernels' reductions over ``c`` run over contiguous memory."""
+    if x is None:
+        return None
+    return x.transpose(1, 2).contiguous().transpose(1, 2)
+
+
+__all__ = ["StructuredMLP"]

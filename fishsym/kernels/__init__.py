@@ -1,0 +1,160 @@
+"""fishsym.kernels — batched torch kernels of exponential families (symbolic → torch).
+
+    kernel = fishsym.kernels.get("categorical", C=10)      # or get(family_object)
+    kernel.log_prob(y, h); kernel.mean(h); kernel.fisher(h)
+    kernel.quadratic(h, v); kernel.quartic(h, v)            # v: [..., d, K] → [..., K]
+    kernel.sample(h, n, generator); kernel.spectrum(h); kernel.check_h(h)
+
+**How kernels are made (the design choice).** Generic kernels are generated at run time
+from the family's symbolic expressions with ``sympy.lambdify(..., modules="torch",
+cse=True)`` (:mod:`fishsym.kernels.generic`) and cached: :func:`get` returns one kernel
+object per family per process, and each generated function is built once, on first use.
+No generated source is stored, so nothing can go stale and user-defined families work
+the same way as registered ones.
+
+Where the generic tensor form is wasteful or overflows, a registered family has a
+hand-written structured kernel that the tests hold to the lambdified one (float64,
+random valid parameters):
+
+* ``categorical``, ``categorical_minimal``, ``multinomial`` — ``O(C)`` quadratic and
+  quartic forms, never ``C²``/``C⁴`` (:mod:`fishsym.kernels.categorical`);
+* ``gaussian`` — ``I = σ²Id``, ``μ_4[v⁴] = 3σ⁴‖v‖⁴`` (:mod:`fishsym.kernels.gaussian`);
+* ``bernoulli``, ``binomial``, ``independent_bernoulli`` — closed forms in ``σ(±h)``
+  (:mod:`fishsym.kernels.bernoulli`).
+
+All kernels accept float32 and float64 ``h`` (outputs follow ``h``'s dtype), any leading
+batch shape, CPU or CUDA tensors. See :class:`fishsym.kernels.base.FamilyKernel` for the
+methods and their shapes, and THEORY.md §1–§4 for the mathematics.
+"""
+
+from __future__ import annotations
+
+from fishsym.kernels.base import FamilyKernel
+from fishsym.kernels.bernoulli import BinomialKernel, IndependentBernoulliKernel
+from fishsym.kernels.categorical import (
+    CategoricalKernel,
+    CategoricalMinimalKernel,
+    MultinomialKernel,
+)
+from fishsym.kernels.gaussian import GaussianKernel
+from fishsym.kernels.generic import GenericKernel
+from fishsym.kernels.spectrum import Spectrum
+from fishsym.symbolic import families
+from fishsym.symbolic.family import ExponentialFamily
+
+#: registered families with a structured kernel: name → constructor taking the sizes
+STRUCTURED = {
+    "bernoulli": lambda family=None: BinomialKernel(1, bernoulli=True, family=family),
+    "binomial": BinomialKernel,
+    "categorical": CategoricalKernel,
+    "categorical_minimal": CategoricalMinimalKernel,
+    "gaussian": GaussianKernel,
+    "independent_bernoulli": IndependentBernoulliKernel,
+    "multinomial": MultinomialKernel,
+}
+
+_BY_NAME: dict[tuple, FamilyKernel] = {}
+_BY_FAMILY: dict[int, tuple[ExponentialFamily, FamilyKernel]] = {}
+_GENERIC: dict[int, tuple[ExponentialFamily, GenericKernel]] = {}
+
+
+def _name_key(name: str, sizes: dict) -> tuple[tuple, dict]:
+    defaults = families.size_arguments(name)  # raises UnknownFamilyError
+    unknown = set(sizes) - set(defaults)
+    if unknown:
+        valid = ", ".join(f"{k}={v!r}" for k, v in defaults.items()) or "none"
+        raise TypeError(
+            f"family {name!r} got unexpected size argument(s) {sorted(unknown)}; "
+            f"valid size arguments (with defaults): {valid}"
+        )
+    args = {**defaults, **sizes}
+    return (name, tuple(sorted(args.items()))), args
+
+
+def get(fam_or_name, **sizes) -> FamilyKernel:
+    """The (cached) kernel of a family: a registered name plus its size arguments, or an
+    :class:`~fishsym.symbolic.ExponentialFamily` (registered or user-defined).
+
+    >>> get("categorical", C=10).d
+    10
+
+    Registered families with a structured kernel (:data:`STRUCTURED`) get it; every
+    other family gets the lambdified :class:`GenericKernel`. Raises
+    :class:`~fishsym.errors.UnknownFamilyError` for unknown names and :class:`TypeError`
+    for unknown size arguments or a non-family argument.
+    """
+    if isinstance(fam_or_name, FamilyKernel):
+        if sizes:
+            raise TypeError("size arguments are only accepted with a family name")
+        return fam_or_name
+    if isinstance(fam_or_name, str):
+        key, args = _name_key(fam_or_name, sizes)
+        if key not in _BY_NAME:
+            if fam_or_name in STRUCTURED:
+                _BY_NAME[key] = STRUCTURED[fam_or_name](**args)
+            else:
+                _BY_NAME[key] = GenericKernel(families.get(fam_or_name, **args))
+        return _BY_NAME[key]
+    if isinstance(fam_or_name, ExponentialFamily):
+        if sizes:
+            raise TypeError(
+                f"size arguments {sorted(sizes)} are only accepted with a family name; the "
+                f"family object {fam_or_name!r} already has its sizes"
+            )
+        fam = fam_or_name
+        if id(fam) in _BY_FAMILY:
+            return _BY_FAMILY[id(fam)][1]
+        name = getattr(fam, "registry_name", None)
+        kernel = None
+        if name is not None and name in families.names():
+            try:
+                key, args = _name_key(
+                    name, {k: v for k, v in fam.sizes.items() if k in families.size_arguments(name)}
+                )
+            except TypeError:
+                key = None
+            if key is not None and families.get(name, **args) is fam:
+                kernel = _BY_NAME.get(key)
+                if kernel is None:
+                    if name in STRUCTURED:
+                        kernel = STRUCTURED[name](**args, family=fam)
+                    else:
+                        kernel = GenericKernel(fam)
+                    _BY_NAME[key] = kernel
+                elif getattr(kernel, "_family", fam) is None:
+                    kernel._family = fam
+        if kernel is None:
+            kernel = GenericKernel(fam)
+        _BY_FAMILY[id(fam)] = (fam, kernel)
+        return kernel
+    raise TypeError(
+        "fishsym.kernels.get expects a registered family name (one of "
+        f"{', '.join(families.names())}) or an ExponentialFamily; got {type(fam_or_name).__name__}"
+    )
+
+
+def generic(fam_or_name, **sizes) -> GenericKernel:
+    """The lambdified :class:`GenericKernel` of a family, even where :func:`get` returns a
+    structured kernel: the reference the structured kernels are tested against (cached)."""
+    fam = families.get(fam_or_name, **sizes) if isinstance(fam_or_name, str) else fam_or_name
+    if not isinstance(fam, ExponentialFamily):
+        raise TypeError(f"expected a family name or an ExponentialFamily; got {type(fam).__name__}")
+    if id(fam) not in _GENERIC:
+        _GENERIC[id(fam)] = (fam, GenericKernel(fam))
+    return _GENERIC[id(fam)][1]
+
+
+__all__ = [
+    "get",
+    "generic",
+    "FamilyKernel",
+    "GenericKernel",
+    "Spectrum",
+    "CategoricalKernel",
+    "CategoricalMinimalKernel",
+    "MultinomialKernel",
+    "GaussianKernel",
+    "BinomialKernel",
+    "IndependentBernoulliKernel",
+    "STRUCTURED",
+]

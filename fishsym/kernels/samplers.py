@@ -1,0 +1,160 @@
+"""Label samplers ``y ∼ p(y|h)`` driven only by an explicit ``torch.Generator``.
+
+``torch.distributions`` samplers take no generator, so every sampler here is built from
+generator-accepting primitives: ``torch.rand``/``torch.randn``, ``torch.multinomial``,
+``torch.poisson``, ``torch.binomial`` and ``torch._standard_gamma`` (Marsaglia–Tsang in
+ATen; it accepts ``generator=``). Transformations used:
+
+* exponential: ``−log U / λ``; geometric: ``⌊log U / h⌋`` (``P(Y ≥ k) = e^{kh}``);
+* gamma: ``G(α)/β`` with ``G`` standard gamma; beta: ``G₁/(G₁+G₂)``;
+* negative binomial: Poisson–Gamma mixture ``Poisson(G(r)·e^h/(1−e^h))``;
+* multinomial: class counts of ``n`` categorical draws;
+* user-defined finite supports: ``torch.multinomial`` over :meth:`support_labels`
+  with probabilities ``exp(log_prob)`` (enumeration).
+
+Every sampler maps ``h`` ``[..., d]`` to labels ``[n, ..., *obs_shape]``: ``torch.int64``
+for discrete families, ``h``'s dtype for continuous ones.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _uniform_open(shape, h, generator) -> torch.Tensor:
+    """``U ∼ Uniform(0, 1)`` strictly inside the interval (``torch.rand`` can return 0)."""
+    u = torch.rand(shape, generator=generator, dtype=h.dtype, device=h.device)
+    return u.clamp_min(torch.finfo(h.dtype).tiny)
+
+
+def _expand(x: torch.Tensor, n: int) -> torch.Tensor:
+    return x.expand(n, *x.shape).contiguous()
+
+
+def categorical_indices(probs: torch.Tensor, n: int, generator) -> torch.Tensor:
+    """``n`` class indices per row of ``probs`` ``[..., C]`` → ``[n, ...]`` (int64)."""
+    batch, C = probs.shape[:-1], probs.shape[-1]
+    flat = probs.reshape(-1, C)
+    idx = torch.multinomial(flat, n, replacement=True, generator=generator)  # [B, n]
+    return idx.T.reshape(n, *batch)
+
+
+def categorical(kernel, h, n, generator):
+    return categorical_indices(torch.softmax(h, -1), n, generator)
+
+
+def categorical_minimal(kernel, h, n, generator):
+    zero = torch.zeros_like(h[..., :1])
+    return categorical_indices(torch.softmax(torch.cat([h, zero], -1), -1), n, generator)
+
+
+def multinomial(kernel, h, n, generator):
+    trials = int(kernel.sizes["n"])
+    C = h.shape[-1]
+    draws = categorical_indices(torch.softmax(h, -1), n * trials, generator)  # [n·trials, ...]
+    draws = draws.reshape(n, trials, *h.shape[:-1])
+    return torch.nn.functional.one_hot(draws, C).sum(1)
+
+
+def bernoulli(kernel, h, n, generator):
+    u = torch.rand((n, *h.shape[:-1]), generator=generator, dtype=h.dtype, device=h.device)
+    return (u < torch.sigmoid(h[..., 0])).long()
+
+
+def independent_bernoulli(kernel, h, n, generator):
+    u = torch.rand((n, *h.shape), generator=generator, dtype=h.dtype, device=h.device)
+    return (u < torch.sigmoid(h)).long()
+
+
+def binomial(kernel, h, n, generator):
+    p = _expand(torch.sigmoid(h[..., 0]), n)
+    count = torch.full_like(p, float(kernel.sizes["n"]))
+    return torch.binomial(count, p, generator=generator).long()
+
+
+def poisson(kernel, h, n, generator):
+    rate = _expand(torch.exp(h[..., 0]), n)
+    return torch.poisson(rate, generator=generator).long()
+
+
+def geometric(kernel, h, n, generator):
+    u = _uniform_open((n, *h.shape[:-1]), h, generator)
+    return torch.floor(torch.log(u) / h[..., 0]).long()
+
+
+def negative_binomial(kernel, h, n, generator):
+    r = float(kernel.sizes["r"])
+    shape = _expand(torch.full_like(h[..., 0], r), n)
+    # odds (1−p)/p = eʰ/(1−eʰ) = 1/expm1(−h)
+    rate = torch._standard_gamma(shape, generator=generator) / torch.expm1(-h[..., 0])
+    return torch.poisson(rate, generator=generator).long()
+
+
+def exponential(kernel, h, n, generator):
+    u = _uniform_open((n, *h.shape[:-1]), h, generator)
+    return -torch.log(u) / (-h[..., 0])
+
+
+def _standard_gamma(alpha, generator):
+    g = torch._standard_gamma(alpha, generator=generator)
+    # for shape α ≪ 1 a draw can underflow to 0, outside the support y > 0
+    return g.clamp_min(torch.finfo(alpha.dtype).tiny)
+
+
+def gamma(kernel, h, n, generator):
+    alpha = _expand(h[..., 0] + 1, n)
+    return _standard_gamma(alpha, generator) / (-h[..., 1])
+
+
+def beta(kernel, h, n, generator):
+    g1 = _standard_gamma(_expand(h[..., 0] + 1, n), generator)
+    g2 = _standard_gamma(_expand(h[..., 1] + 1, n), generator)
+    y = g1 / (g1 + g2)
+    eps = torch.finfo(h.dtype).eps
+    # keep y inside the open support (0, 1); shifts a draw by at most one ulp
+    return y.clamp(torch.finfo(h.dtype).tiny, 1 - eps / 2)
+
+
+def gaussian(kernel, h, n, generator):
+    s2 = float(kernel.sizes.get("sigma2", 1))
+    z = torch.randn((n, *h.shape), generator=generator, dtype=h.dtype, device=h.device)
+    y = s2 * h + s2**0.5 * z
+    return y[..., 0] if kernel.obs_shape == () else y
+
+
+def gaussian_meanvar(kernel, h, n, generator):
+    var = -1 / (2 * h[..., 1])
+    z = torch.randn((n, *h.shape[:-1]), generator=generator, dtype=h.dtype, device=h.device)
+    return h[..., 0] * var + var.sqrt() * z
+
+
+def enumeration(kernel, h, n, generator):
+    """Sample a finite support by enumeration: probabilities ``exp(log_prob)`` of every
+    label of :meth:`support_labels`, then ``torch.multinomial``."""
+    labels = kernel.support_labels().to(h.device)  # [S, *obs_shape]
+    S = labels.shape[0]
+    batch = h.shape[:-1]
+    lab = labels.reshape(S, *([1] * len(batch)), *kernel.obs_shape)
+    logp = kernel._log_prob(lab, h[None])  # [S, ...]
+    probs = torch.softmax(logp.movedim(0, -1), -1)  # [..., S]
+    idx = categorical_indices(probs, n, generator)  # [n, ...]
+    return labels[idx]
+
+
+#: dedicated samplers of the registered families (keyed by registry name)
+SAMPLERS = {
+    "bernoulli": bernoulli,
+    "beta": beta,
+    "binomial": binomial,
+    "categorical": categorical,
+    "categorical_minimal": categorical_minimal,
+    "exponential": exponential,
+    "gamma": gamma,
+    "gaussian": gaussian,
+    "gaussian_meanvar": gaussian_meanvar,
+    "geometric": geometric,
+    "independent_bernoulli": independent_bernoulli,
+    "multinomial": multinomial,
+    "negative_binomial": negative_binomial,
+    "poisson": poisson,
+}

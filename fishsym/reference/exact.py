@@ -1,0 +1,159 @@
+"""Exact single-label moments of ``Î₁`` and ``Î₂`` from autograd on ``ℓ`` (THEORY §6).
+
+For an input ``x`` and a parameter entry ``θ_p``, with ``y ∼ p(y | x, θ)``:
+
+    mean1 = E[(∂_pℓ)²]                     var1 = Var[(∂_pℓ)²]
+    mean2 = E[−∂²_pℓ]                      var2 = Var[−∂²_pℓ]
+
+(both means equal the conditional Fisher information ``I(θ_p | x)``; ``var1``, ``var2`` are
+the single-label variances ``V₁``, ``V₂`` of THEORY §2 with ``N = 1``). The expectation is
+a finite weighted sum over labels (:mod:`fishsym.reference.rules`), exact for the
+polynomials in ``t`` involved; the per-label derivatives are plain autograd on
+``kernel.log_prob`` (:mod:`fishsym.reference.derivatives`). No closed form of the mean,
+Fisher information or moments of the family is used: this is an independent oracle for
+:func:`fishsym.fisher_variances`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from fishsym.errors import NonFiniteError
+from fishsym.reference.derivatives import label_curvatures, label_scores
+from fishsym.reference.rules import LabelRule, label_rule
+from fishsym.reference.selection import (
+    FunctionalModel,
+    ParamSelection,
+    check_inputs,
+    resolve_kernel,
+    select_params,
+)
+
+#: the estimator names of the glossary, with the exact_moments keys of each
+ESTIMATOR_KEYS = {"squared_score": ("mean1", "var1"), "neg_hessian": ("mean2", "var2")}
+
+
+class ExactMoments(dict):
+    """The result of :func:`exact_moments`: a dict with keys ``mean1``, ``var1``,
+    ``mean2``, ``var2``, each ``{name: tensor}`` keyed like ``model.named_parameters()``.
+
+    Each tensor is ``[n_inputs, *param.shape]`` for a parameter selected whole, or
+    ``[n_inputs, k]`` for ``k`` selected flat indices (listed in :attr:`indices`).
+
+    Attributes
+    ----------
+    indices:
+        ``{name: LongTensor [k] of flat indices into param.flatten(), or None (whole)}``.
+    central4_1, central4_2:
+        ``{name: tensor}`` shaped like the above: the exact fourth central moments
+        ``E[(Î − I)⁴]`` of the single-label ``Î₁`` and ``Î₂`` (used by
+        :func:`fishsym.montecarlo.compare` for exact standard errors).
+    rule:
+        The :class:`~fishsym.reference.rules.LabelRule` kind and detail, as a string.
+    tail_bound:
+        Certified truncation bound of the rule (0.0 for exact rules).
+    family:
+        The family's name.
+    per_sample:
+        Always True (one value per input), for symmetry with ``FisherVariances``.
+    """
+
+    per_sample = True
+
+    def __init__(
+        self,
+        moments: dict,
+        *,
+        selection: ParamSelection,
+        central4_1: dict,
+        central4_2: dict,
+        rule: LabelRule,
+        family: str,
+    ):
+        super().__init__(moments)
+        self.selection = selection
+        self.indices = dict(selection.indices)
+        self.central4_1 = central4_1
+        self.central4_2 = central4_2
+        self.rule = f"{rule.kind}: {rule.detail}"
+        self.tail_bound = rule.tail_bound
+        self.family = family
+
+    def __repr__(self) -> str:
+        names = ", ".join(self["mean1"])
+        return f"<ExactMoments family={self.family!r} params=[{names}] rule={self.rule!r}>"
+
+
+def exact_moments(model: nn.Module, inputs: Tensor, family, params=None) -> ExactMoments:
+    """Exact mean and variance of the single-label ``Î₁`` and ``Î₂`` per input and entry.
+
+    Parameters
+    ----------
+    model:
+        Network whose output for a batch ``[n, ...]`` is the natural parameter ``h``
+        ``[n, d]``. Evaluated functionally in float64 on copies of its parameters.
+    inputs:
+        ``[n_inputs, ...]``.
+    family:
+        Registered family name (size inferred from ``d``), ``ExponentialFamily`` or kernel.
+    params:
+        Which entries to compute: ``None`` (all), a list of names (whole tensors), or
+        ``{name: flat indices}`` (see :func:`fishsym.reference.selection.select_params`).
+
+    Returns
+    -------
+    ExactMoments
+        ``{"mean1", "var1", "mean2", "var2"}`` → ``{name: [n_inputs, *shape] or [n_inputs, k]}``,
+        float64.
+
+    Raises
+    ------
+    ShapeError
+        Bad ``inputs``, or ``params`` naming unknown parameters / out-of-range indices.
+    UnsupportedModelError
+        The family has no exact label rule (e.g. gamma, beta).
+    NonFiniteError
+        The network output or a derivative is not finite.
+    """
+    check_inputs(inputs)
+    sel = select_params(model, params)
+    fmodel = FunctionalModel(model, torch.float64)
+    x = inputs.to(torch.float64)
+    if not bool(torch.isfinite(x).all()):
+        raise NonFiniteError("exact_moments: inputs contain NaN or infinite values")
+    h = fmodel.outputs(x)
+    kernel = resolve_kernel(family, h.shape[1])
+    kernel.check_h(h)
+    rule = label_rule(kernel, h)
+    scores = label_scores(fmodel, kernel, x, rule.labels, sel)
+    curvatures = label_curvatures(fmodel, kernel, x, rule.labels, sel)
+    weights = rule.weights.unsqueeze(-1)  # [n, J, 1]
+
+    moments = {key: {} for key in ("mean1", "var1", "mean2", "var2")}
+    central4_1, central4_2 = {}, {}
+    for name in sel.names:
+        for key_mean, key_var, c4, per_label in (
+            ("mean1", "var1", central4_1, scores[name] ** 2),
+            ("mean2", "var2", central4_2, -curvatures[name]),
+        ):
+            if not bool(torch.isfinite(per_label).all()):
+                raise NonFiniteError(
+                    f"exact_moments: a per-label derivative of {name!r} is not finite"
+                )
+            mean = (weights * per_label).sum(1)
+            dev = per_label - mean.unsqueeze(1)
+            moments[key_mean][name] = sel.reshape(name, mean)
+            moments[key_var][name] = sel.reshape(name, (weights * dev**2).sum(1))
+            c4[name] = sel.reshape(name, (weights * dev**4).sum(1))
+    return ExactMoments(
+        moments,
+        selection=sel,
+        central4_1=central4_1,
+        central4_2=central4_2,
+        rule=rule,
+        family=kernel.name,
+    )
+
+
+__all__ = ["exact_moments", "ExactMoments", "ESTIMATOR_KEYS"]

@@ -1,0 +1,550 @@
+"""``fisher_variances``: exact Fisher diagonal, ``V₁``, ``V₂`` and their bounds for every
+parameter of a network (THEORY §2, §3, §5, §7).
+
+For one input ``x`` and parameter entry ``θ_i`` with ``u_i = ∂h/∂θ_i``, ``w_i = ∂²h/∂θ_i²``
+(delivered by :mod:`fishsym.engine`) and the family's ``I(h)``, ``μ_4(h)``:
+
+    I(θ_i|x) = u_iᵀ I u_i,   V₁ = μ_4[u_i⁴] − I(θ_i|x)²,   V₂ = w_iᵀ I w_i        (§2)
+
+single-label variances (``N = 1``), with the bounds of §3
+
+    ‖u_i‖⁴ λ_min(μ_4) − I(θ_i|x)² ≤ V₁ ≤ ‖u_i‖⁴ λ_max(μ_4) − I(θ_i|x)²
+    ‖w_i‖² λ_min(I) ≤ V₂ ≤ ‖w_i‖² λ_max(I)
+
+taken with the family kernel's *certified* spectral values (``mu4_min_lower``,
+``mu4_max_upper``, ``fisher_min``, ``fisher_max``), so every per-input bound brackets
+the exact value and so does their mean over inputs.
+
+Linear layers factorise, ``u = g_a z_b`` and ``w = s_a z_b²`` (§7): the per-unit numbers
+``f_a = g_aᵀ I g_a``, ``q_a = μ_4[g_a⁴] − f_a²``, ``r_a = s_aᵀ I s_a`` (and the bounds'
+``‖g_a‖⁴``, ``‖s_a‖²``) are computed once per input and unit, and the sums over inputs
+are matrix products ``Fᵀ Z²`` and ``[Q | R | F² | …]ᵀ Z⁴`` — one per layer and chunk of
+inputs, never a per-parameter-per-input tensor unless ``per_sample=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from fishsym import engine as _engine
+from fishsym.engine import ParamDerivatives, StructuredMLP
+from fishsym.errors import DomainError, NonFiniteError, ShapeError
+from fishsym.variance.result import FisherVariances
+
+#: peak working memory the default chunk size aims at (bytes), structured path
+MEMORY_BUDGET = 256 * 2**20
+#: default number of inputs per chunk on the generic path (each is paired with a block
+#: of basis vectors, see fishsym.engine.generic.GENERIC_BATCH)
+GENERIC_INPUT_CHUNK = 32
+#: a generic-path run projected to take longer than this (seconds) warns with its estimate
+GENERIC_WARN_SECONDS = 60.0
+#: progress bars appear only for runs that are still going after this many seconds
+PROGRESS_DELAY = 2.0
+
+#: per-input quantities summed over inputs, and the power of the layer input z they carry
+_POWER2 = ("fisher",)
+_POWER4 = ("var1", "fisher_sq", "var1_lower", "var1_upper", "var2", "var2_lower", "var2_upper")
+_BOUNDS = ("var1_lower", "var1_upper", "var2_lower", "var2_upper")
+
+
+class DerivativeWarning(UserWarning):
+    """A note about what ``fisher_variances`` skipped or how long it will take."""
+
+
+# --------------------------------------------------------------------------- the family
+def resolve_kernel(family, out_dim: int):
+    """The family kernel for a network with ``out_dim`` outputs.
+
+    ``family`` is a registered name (its size argument is inferred from ``out_dim`` as
+    declared by ``families.entry(name).output_size``: ``"C"`` and ``"d"`` take ``out_dim``,
+    ``"C_minus_1"`` takes ``out_dim + 1``, ``None`` means a fixed size), an
+    ``ExponentialFamily``, or an already built kernel.
+
+    Raises :class:`ShapeError` when ``out_dim`` differs from the family's natural dimension.
+    """
+    from fishsym import kernels
+    from fishsym.symbolic import ExponentialFamily, families
+
+    if isinstance(family, str):
+        size = families.entry(family).output_size
+        sizes = {}
+        if size in ("C", "d"):
+            sizes = {size: out_dim}
+        elif size == "C_minus_1":
+            sizes = {"C": out_dim + 1}
+        elif size is not None:
+            raise ValueError(f"family {family!r} declares an unknown output_size {size!r}")
+        try:
+            kernel = kernels.get(family, **sizes)
+        except (ValueError, TypeError) as err:
+            raise ShapeError(
+                f"the model has {out_dim} output(s), which does not fit family {family!r} "
+                f"(inferred sizes {sizes}): {err}"
+            ) from err
+    elif isinstance(family, ExponentialFamily):
+        kernel = kernels.get(family)
+    elif all(hasattr(family, attr) for attr in ("quadratic", "quartic", "spectrum", "check_h")):
+        kernel = family
+    else:
+        raise TypeError(
+            "family must be a registered family name, an ExponentialFamily or a family kernel; "
+            f"got {type(family).__name__}"
+        )
+    if kernel.d != out_dim:
+        raise ShapeError(
+            f"the model has {out_dim} output(s) but family {kernel.name!r} has d = {kernel.d} "
+            "natural parameters; the model's output must be the natural parameter h"
+        )
+    return kernel
+
+
+def unit_moments(
+    kernel, h: Tensor, jac: Tensor, hess_diag: Tensor | None, spectrum=None
+) -> dict[str, Tensor | None]:
+    """Per input and unit (or parameter entry), the factors of §2–§3 before the layer input.
+
+    Parameters: ``h`` ``[n, c]``; ``jac`` (``g``) and ``hess_diag`` (``s``) ``[n, c, a]``;
+    ``spectrum`` the kernel's spectrum at ``h`` (``None``: no bounds).
+
+    Returns ``[n, a]`` tensors: ``fisher`` ``f = gᵀIg``, ``var1`` ``q = μ_4[g⁴] − f²``,
+    ``fisher_sq`` ``f²``, and with a spectrum ``var1_lower/upper`` ``‖g‖⁴λ(μ_4) − f²``;
+    when ``hess_diag`` is given also ``var2`` ``r = sᵀIs`` and with a spectrum
+    ``var2_lower/upper`` ``‖s‖²λ(I)``. A parameter ``θ = (a, b)`` with layer input ``z``
+    then has ``I = f z_b²`` and every other quantity ``· z_b⁴``.
+
+    Where the spectral value of a lower bound is exactly zero for every input
+    (``λ_min(μ_4) = 0``, ``λ_min(I) = 0`` for over-complete categorical heads), the entry
+    is ``None``: the bound is then ``−f²`` resp. ``0`` and costs nothing to reduce.
+    """
+    out = _jac_moments(kernel, h, jac, spectrum)
+    if hess_diag is not None:
+        out.update(_hess_moments(kernel, h, hess_diag, spectrum))
+    return out
+
+
+def _jac_moments(kernel, h, jac, spectrum) -> dict[str, Tensor | None]:
+    f = kernel.quadratic(h, jac)
+    f_sq = f * f
+    out: dict[str, Tensor | None] = {
+        "fisher": f,
+        "fisher_sq": f_sq,
+        "var1": kernel.quartic(h, jac) - f_sq,
+    }
+    if spectrum is not None:
+        g4 = jac.pow(2).sum(-2).pow(2)
+        lo = spectrum.mu4_min_lower
+        out["var1_lower"] = None if bool((lo == 0).all()) else g4 * lo[:, None] - f_sq
+        out["var1_upper"] = g4 * spectrum.mu4_max_upper[:, None] - f_sq
+    return out
+
+
+def _hess_moments(kernel, h, hess_diag, spectrum) -> dict[str, Tensor | None]:
+    out: dict[str, Tensor | None] = {"var2": kernel.quadratic(h, hess_diag)}
+    if spectrum is not None:
+        s2 = hess_diag.pow(2).sum(-2)
+        lo = spectrum.fisher_min
+        out["var2_lower"] = None if bool((lo == 0).all()) else s2 * lo[:, None]
+        out["var2_upper"] = s2 * spectrum.fisher_max[:, None]
+    return out
+
+
+def _batched_moments(kernel, h: Tensor, blocks: list[ParamDerivatives], spectrum) -> list[dict]:
+    """:func:`unit_moments` of every block, with one kernel call for all the distinct
+    ``jac`` tensors (concatenated along the unit axis) and one for all ``hess_diag``."""
+
+    def concatenated(tensors):
+        # [n, c, Σa] stored with c innermost, like the engine's tensors
+        return torch.cat([t.transpose(1, 2) for t in tensors], 1).transpose(1, 2)
+
+    def split(moments, tensors):
+        parts, start = [], 0
+        for t in tensors:
+            stop = start + t.shape[2]
+            parts.append({q: None if m is None else m[:, start:stop] for q, m in moments.items()})
+            start = stop
+        return parts
+
+    jacs = list({id(pd.jac): pd.jac for pd in blocks}.values())
+    hesses = list(
+        {id(pd.hess_diag): pd.hess_diag for pd in blocks if pd.hess_diag is not None}.values()
+    )
+    jac_parts = split(_jac_moments(kernel, h, concatenated(jacs), spectrum), jacs)
+    by_jac = dict(zip(map(id, jacs), jac_parts, strict=True))
+    by_hess = {}
+    if hesses:
+        hm = _hess_moments(kernel, h, concatenated(hesses), spectrum)
+        by_hess = dict(zip(map(id, hesses), split(hm, hesses), strict=True))
+    return [
+        {**by_jac[id(pd.jac)], **(by_hess[id(pd.hess_diag)] if pd.hess_diag is not None else {})}
+        for pd in blocks
+    ]
+
+
+# --------------------------------------------------------------------------- accumulation
+class _Sums:
+    """Running sums over inputs (or per-input values with ``per_sample``) of every
+    quantity, per parameter, shaped like the parameter."""
+
+    def __init__(
+        self,
+        shapes: dict[str, torch.Size],
+        n_inputs: int,
+        dtype: torch.dtype,
+        per_sample: bool,
+        bounds: bool,
+        device: torch.device,
+    ):
+        self.names = list(shapes)
+        self.per_sample = per_sample
+        self.quantities = [q for q in _POWER2 + _POWER4 if bounds or q not in _BOUNDS]
+        lead = (n_inputs,) if per_sample else ()
+        self.data = {
+            name: {
+                q: torch.zeros(*lead, *shape, dtype=dtype, device=device) for q in self.quantities
+            }
+            for name, shape in shapes.items()
+        }
+
+    def add(self, pd: ParamDerivatives, moments: dict[str, Tensor | None], rows: slice) -> None:
+        store = self.data[pd.name]
+        names4 = [q for q in _POWER4 if moments.get(q) is not None and q in store]
+        # a lower bound whose spectral value is exactly 0: V₁ ≥ −I², V₂ ≥ 0
+        minus_fisher_sq = "var1_lower" in moments and moments["var1_lower"] is None
+        if pd.scale is None:
+            entries = pd.entries or slice(None)
+            for q in ("fisher", *names4):
+                x = moments[q]  # [n, k]
+                if self.per_sample:
+                    store[q][rows].view(x.shape[0], -1)[:, entries] = x
+                else:
+                    store[q].view(-1)[entries] += x.sum(0)
+            if minus_fisher_sq:
+                x = moments["fisher_sq"]
+                if self.per_sample:
+                    store["var1_lower"][rows].view(x.shape[0], -1)[:, entries] = -x
+                else:
+                    store["var1_lower"].view(-1)[entries] -= x.sum(0)
+            return
+        z2 = pd.scale * pd.scale
+        z4 = z2 * z2
+        if self.per_sample:
+            store["fisher"][rows] = moments["fisher"][:, :, None] * z2[:, None, :]
+            for q in names4:
+                store[q][rows] = moments[q][:, :, None] * z4[:, None, :]
+            if minus_fisher_sq:
+                store["var1_lower"][rows] = -store["fisher_sq"][rows]
+            return
+        store["fisher"] += moments["fisher"].T @ z2
+        n, a = moments["fisher"].shape
+        # every z⁴ quantity of the layer in one matrix product [K·a, n] @ [n, b]
+        stacked = torch.stack([moments[q] for q in names4], dim=1).reshape(n, -1)
+        sums = (stacked.T @ z4).reshape(len(names4), a, -1)
+        for q, s in zip(names4, sums, strict=True):
+            store[q] += s
+            if q == "fisher_sq" and minus_fisher_sq:
+                store["var1_lower"] -= s
+
+
+def _check_inputs(inputs) -> Tensor:
+    if not isinstance(inputs, Tensor):
+        try:
+            inputs = torch.as_tensor(inputs)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(
+                f"inputs must be a tensor [n_inputs, ...]; got {type(inputs).__name__}"
+            ) from None
+    if inputs.dim() < 1 or inputs.shape[0] == 0:
+        raise ShapeError(
+            f"inputs must have a leading input axis with at least one input; got shape "
+            f"{tuple(inputs.shape)}"
+        )
+    if inputs.is_complex() or inputs.dtype == torch.bool:
+        raise TypeError(f"inputs must be real numbers; got dtype {inputs.dtype}")
+    if inputs.is_floating_point():
+        bad = ~torch.isfinite(inputs.reshape(inputs.shape[0], -1)).all(1)
+        if bad.any():
+            rows = bad.nonzero().flatten()[:5].tolist()
+            raise NonFiniteError(
+                f"inputs contain NaN or inf (rows {rows}{' …' if bad.sum() > 5 else ''}); "
+                "every input must be finite"
+            )
+    return inputs
+
+
+def _check_params(model: nn.Module) -> list[str]:
+    """Raise on non-finite parameters or buffers; return the frozen parameter names."""
+    frozen = []
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p.detach()).all():
+            raise NonFiniteError(
+                f"parameter {name!r} of the model contains NaN or inf; every parameter must "
+                "be finite"
+            )
+        if not p.requires_grad:
+            frozen.append(name)
+    for name, b in model.named_buffers():
+        if b.is_floating_point() and not torch.isfinite(b).all():
+            raise NonFiniteError(f"buffer {name!r} of the model contains NaN or inf")
+    return frozen
+
+
+def _check_h(kernel, h: Tensor, rows: slice) -> None:
+    if h.dim() != 2 or h.shape[1] != kernel.d:
+        raise ShapeError(
+            f"the model output for inputs {rows.start}..{rows.stop - 1} has shape "
+            f"{tuple(h.shape)}; family {kernel.name!r} needs [n_inputs, {kernel.d}]"
+        )
+    try:
+        kernel.check_h(h)
+    except (DomainError, NonFiniteError, ShapeError) as err:
+        raise type(err)(
+            f"the model output (natural parameters h) for inputs {rows.start}..{rows.stop - 1} "
+            f"is not valid for family {kernel.name!r}: {err}"
+        ) from err
+
+
+def _all_finite(t: Tensor) -> bool:
+    # one pass over t: NaN and ±inf propagate into the sum; only a sum that overflows
+    # from finite terms needs the elementwise check
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
+def _groups(names: list[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        module = name.rsplit(".", 1)[0] if "." in name else ""
+        groups.setdefault(module, []).append(name)
+    return groups
+
+
+# --------------------------------------------------------------------------- the entry point
+def fisher_variances(
+    model: nn.Module,
+    inputs,
+    family,
+    *,
+    per_sample: bool = False,
+    bounds: bool = True,
+    dtype: torch.dtype | None = None,
+    chunk_size: int | None = None,
+    path: str = "auto",
+    progress: bool | None = None,
+) -> FisherVariances:
+    """Exact conditional Fisher diagonal and single-label estimator variances of every
+    parameter, averaged over ``inputs`` (THEORY §2, §3, §5, §7).
+
+    For each trainable parameter entry ``θ_i`` and input ``x`` the quantities are
+    ``I(θ_i|x) = u_iᵀ I(h) u_i``, the single-label variances ``V₁`` of the squared score
+    ``Î₁`` and ``V₂`` of the negative Hessian ``Î₂`` (labels drawn from the model), and
+    the spectral bounds on both (``N = 1``).
+
+    Parameters
+    ----------
+    model:
+        An ``nn.Module`` whose output ``[n, d]`` is the natural parameter ``h`` of the
+        family. It is never modified (computations use cast copies of its tensors).
+        Must be deterministic: Dropout / BatchNorm / RReLU in training mode are rejected.
+    inputs:
+        ``[n_inputs, ...]``, what ``model`` takes.
+    family:
+        Registered family name (sizes inferred from the model's output dimension), an
+        ``ExponentialFamily`` or a family kernel.
+    per_sample:
+        Keep the per-input values: tensors gain a leading ``[n_inputs]`` axis
+        (``P × n_inputs`` memory per quantity).
+    bounds:
+        Also compute the bounds of THEORY §3.
+    dtype:
+        Working dtype; ``torch.float64`` by default, ``torch.float32`` on request.
+    chunk_size:
+        Inputs processed at a time (default: chosen to bound peak memory).
+    path:
+        ``"auto"`` (structured for supported ``nn.Sequential`` MLPs, else generic with a
+        warning), ``"structured"`` or ``"generic"``.
+    progress:
+        Show a progress bar: ``None`` shows one only for runs still going after
+        ``PROGRESS_DELAY`` seconds.
+
+    Returns
+    -------
+    FisherVariances
+        ``fisher``, ``var1``, ``var2`` (dicts name → tensor shaped like the parameter, or
+        ``[n_inputs, *shape]``), ``bounds``, ``bounds_method``, ``var_fisher_over_inputs``.
+
+    Raises
+    ------
+    ShapeError, NonFiniteError, DomainError, UnsupportedModelError
+        Output dimension ≠ family dimension; NaN/inf inputs or parameters (or results);
+        natural parameters outside the family's domain; stochastic modules.
+    """
+    dtype = torch.float64 if dtype is None else dtype
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch dtype (float64 or float32); got {dtype!r}")
+    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
+    x = _check_inputs(inputs)
+    frozen = _check_params(model) if isinstance(model, nn.Module) else []
+    eng = _engine.select(model, dtype, path)
+    if frozen:
+        warnings.warn(
+            f"skipping {len(frozen)} parameter(s) with requires_grad=False: {', '.join(frozen)}",
+            DerivativeWarning,
+            stacklevel=2,
+        )
+    first = next(iter(model.parameters()), None)
+    if first is not None:
+        x = x.to(first.device)  # computations run where the model lives
+    n_inputs = x.shape[0]
+    structured = isinstance(eng, StructuredMLP)
+    if structured:
+        out_dim = eng.output_dim
+        itemsize = torch.finfo(dtype).bits // 8
+        default_chunk = max(1, MEMORY_BUDGET // (eng.floats_per_input() * itemsize))
+    else:
+        out_dim = eng.output(x[:1]).shape[1]
+        default_chunk = GENERIC_INPUT_CHUNK
+    kernel = resolve_kernel(family, out_dim)
+    chunk = min(n_inputs, int(chunk_size) if chunk_size is not None else default_chunk)
+
+    names = eng.param_names()
+    params = dict(model.named_parameters())
+    shapes = {name: params[name].shape for name in names}
+    sums = _Sums(shapes, n_inputs, dtype, per_sample, bounds, x.device)
+    methods: dict[str, set[str]] = {}
+
+    starts = list(range(0, n_inputs, chunk))
+    if structured:
+        total = len(starts)
+    else:
+        total = len(starts) * sum(
+            math.ceil(p.numel() / eng.entry_chunk(chunk, name)) for name, p in eng.params.items()
+        )
+    bar = tqdm(
+        total=total,
+        desc="fisher_variances",
+        unit="step",
+        leave=False,
+        delay=0 if progress else PROGRESS_DELAY,
+        disable=progress is False,
+    )
+    t0, done, warned = time.perf_counter(), 0, False
+    with torch.no_grad() if structured else contextlib.nullcontext():
+        for start in starts:
+            rows = slice(start, min(start + chunk, n_inputs))
+            xc = x[rows]
+            if structured:
+                h, blocks = eng.derivatives(xc)
+            else:
+                h, blocks = eng.output(xc), eng.blocks(xc)
+            _check_h(kernel, h, rows)
+            spectrum = None
+            if bounds:
+                # the bounds use only the certified fields: skip the local search
+                spectrum = kernel.spectrum(h, local=False)
+                for key, how in spectrum.methods.items():
+                    methods.setdefault(key, set()).add(str(how))
+            if structured:
+                for pd, moments in zip(
+                    blocks, _batched_moments(kernel, h, blocks, spectrum), strict=True
+                ):
+                    sums.add(pd, moments, rows)
+                bar.update(1)
+                continue
+            for pd in blocks:
+                sums.add(pd, unit_moments(kernel, h, pd.jac, pd.hess_diag, spectrum), rows)
+                bar.update(1)
+                done += 1
+                if not warned:
+                    warned = True
+                    estimate = (time.perf_counter() - t0) * total / done
+                    if estimate > GENERIC_WARN_SECONDS:
+                        warnings.warn(
+                            f"generic path: about {estimate:.0f} s for {eng.n_entries()} "
+                            f"parameter entries × {n_inputs} inputs (one forward-over-forward "
+                            "pass each); the structured path needs an nn.Sequential MLP",
+                            DerivativeWarning,
+                            stacklevel=2,
+                        )
+    bar.close()
+    return _finish(
+        sums,
+        kernel,
+        names,
+        per_sample,
+        bounds,
+        methods,
+        n_inputs,
+        "structured" if structured else "generic",
+        dtype,
+    )
+
+
+def _finish(sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, path, dtype):
+    data = sums.data
+    per_input = {q: {name: data[name][q] for name in names} for q in sums.quantities}
+    if per_sample:
+        means = {q: {name: t.mean(0) for name, t in per_input[q].items()} for q in sums.quantities}
+        var_x = {name: per_input["fisher"][name].var(0, unbiased=False) for name in names}
+        reported = per_input
+    else:
+        means = {
+            q: {name: t / n_inputs for name, t in per_input[q].items()} for q in sums.quantities
+        }
+        # population variance over the given inputs; the clamp removes round-off below zero
+        var_x = {
+            name: (means["fisher_sq"][name] - means["fisher"][name] ** 2).clamp_min(0)
+            for name in names
+        }
+        reported = means
+    for q in ("fisher", "var1", "var2", *(_BOUNDS if bounds else ())):
+        for name in names:
+            t = reported[q][name]
+            if not _all_finite(t):
+                raise NonFiniteError(
+                    f"{q} of parameter {name!r} is not finite (overflow in {dtype}?); "
+                    "check the model's outputs and try dtype=torch.float64"
+                )
+    result_bounds = bounds_method = None
+    if bounds:
+        result_bounds = {
+            "squared_score": {"lower": reported["var1_lower"], "upper": reported["var1_upper"]},
+            "neg_hessian": {"lower": reported["var2_lower"], "upper": reported["var2_upper"]},
+        }
+
+        def how(key):
+            return " + ".join(sorted(methods.get(key, {"unspecified"})))
+
+        bounds_method = {
+            "squared_score": {"lower": how("mu4_min_lower"), "upper": how("mu4_max_upper")},
+            "neg_hessian": {"lower": how("fisher_min"), "upper": how("fisher_max")},
+        }
+    return FisherVariances(
+        fisher=reported["fisher"],
+        var1=reported["var1"],
+        var2=reported["var2"],
+        bounds=result_bounds,
+        bounds_method=bounds_method,
+        var_fisher_over_inputs=var_x,
+        per_sample=per_sample,
+        kernel=kernel,
+        n_inputs=n_inputs,
+        path=path,
+        groups=_groups(names),
+        means={q: means[q] for q in ("fisher", "var1", "var2")},
+        mean_bounds=None
+        if not bounds
+        else {
+            "squared_score": {"lower": means["var1_lower"], "upper": means["var1_upper"]},
+            "neg_hessian": {"lower": means["var2_lower"], "upper": means["var2_upper"]},
+        },
+    )
+
+
+__all__ = ["fisher_variances", "resolve_kernel", "unit_moments", "DerivativeWarning"]

@@ -1,0 +1,276 @@
+"""The result of :func:`fishsym.fisher_variances` and what it means for a user.
+
+Everything is per parameter entry ``θ_i`` and keyed by the names of
+``model.named_parameters()``. ``Î₁`` is the squared score (``"squared_score"``), ``Î₂``
+the negative diagonal Hessian (``"neg_hessian"``); labels are drawn from the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+ESTIMATORS = ("squared_score", "neg_hessian")
+_VAR_KEY = {"squared_score": "var1", "neg_hessian": "var2"}
+
+
+def _check_estimator(estimator: str) -> str:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}; got {estimator!r}")
+    return estimator
+
+
+def _check_count(value, argname: str) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{argname} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _check_probability(rel_error, prob) -> tuple[float, float]:
+    if not (isinstance(rel_error, (int, float)) and rel_error > 0):
+        raise ValueError(f"rel_error must be a positive number; got {rel_error!r}")
+    if not (isinstance(prob, (int, float)) and 0 < prob < 1):
+        raise ValueError(f"prob must lie strictly between 0 and 1; got {prob!r}")
+    return float(rel_error), float(prob)
+
+
+def chebyshev_labels(var: Tensor, fisher: Tensor, rel_error: float, prob: float) -> Tensor:
+    """Labels ``N ≥ v / (ρ ε² I²)`` with ``ρ = 1 − prob`` (THEORY §5, Chebyshev), at least 1.
+
+    ``inf`` where ``I = 0 < v`` (no number of labels gives a relative error).
+    """
+    rho = 1.0 - prob
+    need = var / (rho * rel_error**2 * fisher * fisher)
+    need = torch.where(var == 0, torch.zeros_like(need), need)
+    return torch.ceil(need).clamp_min(1)
+
+
+@dataclass
+class FisherVariances:
+    """Exact conditional Fisher diagonal and single-label estimator variances.
+
+    Attributes
+    ----------
+    fisher:
+        ``E_x I(θ_i|x)``, ``I(θ_i|x) = u_iᵀ I(h) u_i`` — dict name → tensor shaped like the
+        parameter (``[n_inputs, *shape]`` of ``I(θ_i|x)`` with ``per_sample``).
+    var1, var2:
+        ``E_x V₁(θ_i|x)``, ``E_x V₂(θ_i|x)``: single-label (``N = 1``) variances of
+        ``Î₁`` and ``Î₂`` (THEORY §2), same layout.
+    bounds:
+        ``bounds[estimator]["lower" | "upper"]``, same layout: the THEORY §3 bounds
+        (``N = 1``) averaged over inputs; ``None`` when not requested.
+    bounds_method:
+        ``bounds_method[estimator]["lower" | "upper"]``: how the spectral value behind each
+        bound was obtained (from the kernel's ``Spectrum.methods``).
+    var_fisher_over_inputs:
+        ``Var_x I(θ_i|x)`` over the given inputs (population variance), shaped like the
+        parameter: the input-randomness term of THEORY §5.
+    per_sample:
+        Whether ``fisher``, ``var1``, ``var2``, ``bounds`` keep the input axis.
+    family, kernel:
+        The exponential family and its torch kernel.
+    n_inputs, path:
+        Number of inputs; ``"structured"`` or ``"generic"``.
+    groups:
+        Module name → names of its parameters (the layer groups of :meth:`summary`).
+    """
+
+    fisher: dict[str, Tensor]
+    var1: dict[str, Tensor]
+    var2: dict[str, Tensor]
+    bounds: dict | None
+    bounds_method: dict | None
+    var_fisher_over_inputs: dict[str, Tensor]
+    per_sample: bool
+    kernel: object
+    n_inputs: int
+    path: str
+    groups: dict[str, list[str]]
+    means: dict[str, dict[str, Tensor]] = field(repr=False)
+    mean_bounds: dict | None = field(repr=False, default=None)
+
+    @property
+    def family(self):
+        """The exponential family (``kernel.family``)."""
+        return self.kernel.family
+
+    # ------------------------------------------------------------------ THEORY §5
+    def variance(self, estimator: str, n_labels: int = 1, n_inputs: int = 1) -> dict[str, Tensor]:
+        """Variance of the joint estimator of the data Fisher ``E_x I(θ_i|x)`` from
+        ``n_inputs`` inputs drawn from the empirical distribution of the given inputs, with
+        ``n_labels`` model labels each (THEORY §5):
+
+            (1/N_x) ( E_x[v_a(θ_i|x)] / N_y + Var_x[I(θ_i|x)] ),   a ∈ {1, 2}.
+
+        Returns a dict name → tensor shaped like the parameter.
+        """
+        key = _VAR_KEY[_check_estimator(estimator)]
+        n_y = _check_count(n_labels, "n_labels")
+        n_x = _check_count(n_inputs, "n_inputs")
+        return {
+            name: (v / n_y + self.var_fisher_over_inputs[name]) / n_x
+            for name, v in self.means[key].items()
+        }
+
+    def samples_needed(
+        self, rel_error: float = 0.1, prob: float = 0.95
+    ) -> dict[str, dict[str, Tensor]]:
+        """Labels per input so that ``Î_a(θ_i|x)`` is within relative error ``rel_error`` of
+        ``I(θ_i|x)`` with probability at least ``prob``, by Chebyshev (THEORY §5):
+        ``N ≥ V_a / ((1 − prob) ε² I²)``.
+
+        With ``per_sample`` the count is per input (``[n_inputs, *shape]``); otherwise it
+        uses the input-averaged ``var1``/``var2`` and ``fisher``. Returns
+        ``{estimator: {name: tensor}}`` (floats: ``inf`` where ``I = 0 < V``; at least 1).
+        """
+        rel_error, prob = _check_probability(rel_error, prob)
+        return {
+            est: {
+                name: chebyshev_labels(v, self.fisher[name], rel_error, prob)
+                for name, v in getattr(self, _VAR_KEY[est]).items()
+            }
+            for est in ESTIMATORS
+        }
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, rel_error: float = 0.1, prob: float = 0.95) -> Summary:
+        """Per parameter group — each module (e.g. a Linear layer's weight and bias) and
+        each tensor — the trace forms over the group's entries ``i`` (THEORY §3):
+
+        * ``fisher``: ``Σ_i I(θ_i)``;
+        * ``std_squared_score`` / ``std_neg_hessian``: ``√(Σ_i V_a(θ_i))``, the root mean
+          squared Euclidean error of the group's single-label diagonal estimate;
+        * ``*_bounds``: the same from the summed lower / upper bounds (lower clamped at 0);
+        * ``lower_variance``: the estimator with the smaller ``Σ_i V_a``;
+        * ``labels_*``: labels per input for relative error ``rel_error`` in Euclidean norm
+          with probability ``prob``, by Chebyshev on the squared norm:
+          ``N ≥ Σ_i V_a / ((1 − prob) ε² Σ_i I(θ_i)²)``.
+
+        Values use the input-averaged quantities. Returns a :class:`Summary` (a list of
+        dicts that prints as a table).
+        """
+        rel_error, prob = _check_probability(rel_error, prob)
+        rows = Summary(
+            rel_error=rel_error, prob=prob, family=self.kernel.name, n_inputs=self.n_inputs
+        )
+        for module, names in self.groups.items():
+            if len(names) > 1:
+                rows.append(self._record(module or "(model)", "layer", names, rel_error, prob))
+            for name in names:
+                rows.append(self._record(name, "tensor", [name], rel_error, prob))
+        return rows
+
+    def _record(
+        self, label: str, kind: str, names: list[str], rel_error: float, prob: float
+    ) -> dict:
+        def total(d):
+            return sum(float(d[n].double().sum()) for n in names)
+
+        fisher = total(self.means["fisher"])
+        fisher_sq = sum(float(self.means["fisher"][n].double().pow(2).sum()) for n in names)
+        rec = {
+            "group": label,
+            "kind": kind,
+            "n_params": sum(self.means["fisher"][n].numel() for n in names),
+            "fisher": fisher,
+        }
+        variances = {}
+        for est in ESTIMATORS:
+            v = total(self.means[_VAR_KEY[est]])
+            variances[est] = v
+            rec[f"std_{est}"] = math.sqrt(max(v, 0.0))
+            if self.mean_bounds is not None:
+                lo = total(self.mean_bounds[est]["lower"])
+                hi = total(self.mean_bounds[est]["upper"])
+                rec[f"std_{est}_bounds"] = (math.sqrt(max(lo, 0.0)), math.sqrt(max(hi, 0.0)))
+        v1, v2 = variances["squared_score"], variances["neg_hessian"]
+        rec["lower_variance"] = (
+            "equal" if v1 == v2 else ("squared_score" if v1 < v2 else "neg_hessian")
+        )
+        for est in ESTIMATORS:
+            v = variances[est]
+            if v == 0:
+                rec[f"labels_{est}"] = 1.0
+            elif fisher_sq == 0:
+                rec[f"labels_{est}"] = math.inf
+            else:
+                rec[f"labels_{est}"] = float(math.ceil(v / ((1 - prob) * rel_error**2 * fisher_sq)))
+        return rec
+
+    def __repr__(self) -> str:
+        n_params = sum(t.numel() for t in self.means["fisher"].values())
+        return (
+            f"<FisherVariances family={self.kernel.name} "
+            f"params={n_params} inputs={self.n_inputs} path={self.path} "
+            f"per_sample={self.per_sample}>"
+        )
+
+
+class Summary(list):
+    """The records of :meth:`FisherVariances.summary`; ``print`` shows them as a table."""
+
+    def __init__(self, records=(), *, rel_error: float, prob: float, family: str, n_inputs: int):
+        super().__init__(records)
+        self.rel_error, self.prob, self.family, self.n_inputs = rel_error, prob, family, n_inputs
+
+    def table(self) -> str:
+        """The records as a fixed-width text table."""
+        has_bounds = any("std_squared_score_bounds" in r for r in self)
+        head = ["group", "params", "FI (Σ)", "std Î₁"]
+        if has_bounds:
+            head.append("Î₁ bounds")
+        head.append("std Î₂")
+        if has_bounds:
+            head.append("Î₂ bounds")
+        pct = f"{self.rel_error:.0%}@{self.prob:.0%}"
+        head += ["lower var", f"labels Î₁ {pct}", f"labels Î₂ {pct}"]
+        body = []
+        for r in self:
+            name = r["group"] if r["kind"] == "layer" else "  " + r["group"]
+            row = [name, str(r["n_params"]), _g(r["fisher"]), _g(r["std_squared_score"])]
+            if has_bounds:
+                row.append(_interval(r.get("std_squared_score_bounds")))
+            row.append(_g(r["std_neg_hessian"]))
+            if has_bounds:
+                row.append(_interval(r.get("std_neg_hessian_bounds")))
+            short = {"squared_score": "Î₁", "neg_hessian": "Î₂", "equal": "="}
+            row += [
+                short[r["lower_variance"]],
+                _count(r["labels_squared_score"]),
+                _count(r["labels_neg_hessian"]),
+            ]
+            body.append(row)
+        widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
+        lines = [
+            f"family {self.family}, {self.n_inputs} inputs; std = √(Σ_i V_a) per group, "
+            "single label"
+        ]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)) for row in body]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def __repr__(self) -> str:
+        return self.table()
+
+
+def _g(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _interval(pair) -> str:
+    return "" if pair is None else f"[{pair[0]:.3g}, {pair[1]:.3g}]"
+
+
+def _count(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{int(x):,}"
+
+
+__all__ = ["FisherVariances", "Summary", "ESTIMATORS", "chebyshev_labels"]
