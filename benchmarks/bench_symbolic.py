@@ -9,6 +9,17 @@ Prints, for Categorical(C) with C = 3, 5, 10, 20 and Gaussian(d = 10):
   that finishes in reasonable time;
 * the target: Categorical(10)'s full μ_4 (10⁴ entries, 715 distinct) in under 10 s;
 
+the construction time of families at the sizes networks produce — Categorical(C) with
+C = 10, 100, 1000 and Gaussian(d, σ² = 2) with d = 2, 10 — which includes the
+normalisation check (:func:`fishsym.symbolic.expectation.normalisation_check`: a float64
+log-sum-exp over the support, the closed Gaussian integral), side by side with the
+baseline: the same mass by ``numeric_expectations`` at 30 digits — the route construction used
+before: for finite supports one mpmath sum of the lambdified density per support point
+(run where it takes seconds, C ≤ --baseline-max-C), for R^d the dense Gauss–Hermite rule.
+"check" is the normalisation check alone on the built family; the rest of "build" is the
+family's own declaration (its sympy F). Recorded before the change (issue 2 follow-up):
+Categorical(1000) about 311 s and Gaussian(d=2, σ²=2) about 166 s to construct;
+
 and the wall time of :func:`fishsym.symbolic.verify_all` over the whole registry (the
 independent verification of issue 2 §5; target about a minute).
 
@@ -21,9 +32,16 @@ import argparse
 import itertools
 import time
 
+import numpy as np
 import sympy as sp
 
 from fishsym.symbolic import families, format_table, verify_all
+from fishsym.symbolic.expectation import (
+    NORMALISATION_DPS,
+    normalisation_check,
+    numeric_expectations,
+)
+from fishsym.symbolic.family import NORMALISATION_SEED
 
 #: Categorical(10)'s full μ_4 must be derived within this many seconds (issue 2)
 TARGET_CATEGORICAL_10_S = 10.0
@@ -62,6 +80,40 @@ def naive_mu4(fam):
     return full, time.perf_counter() - start
 
 
+def construction_table(baseline_max_c: int) -> None:
+    """Construction times (normalisation check included) next to the mpmath baseline."""
+    print("Construction of families at network output sizes (normalisation check included)")
+    header = (
+        f"{'family':<26} {'build [s]':>10} {'CPU [s]':>8} {'check [s]':>10} "
+        f"{'baseline [s]':>13}  {'|mass-1|':>9} {'tol':>8}  route"
+    )
+    print(header)
+    print("-" * len(header))
+    cases = [("categorical", {"C": C}) for C in (10, 100, 1000)]
+    cases += [("gaussian", {"d": d, "sigma2": 2}) for d in (2, 10)]
+    for name, sizes in cases:
+        start, cpu = time.perf_counter(), time.process_time()
+        fam = fresh(name, **sizes)
+        t_build, t_cpu = time.perf_counter() - start, time.process_time() - cpu
+        check = fam.construction_check
+        values = fam.random_natural_params(np.random.default_rng(NORMALISATION_SEED))
+        start = time.perf_counter()
+        assert normalisation_check(fam, values) == check
+        t_check = time.perf_counter() - start
+        baseline = "-"
+        if not fam.support.finite or fam.dim <= baseline_max_c:
+            start = time.perf_counter()
+            (mass,) = numeric_expectations(fam, [sp.Integer(1)], values, dps=NORMALISATION_DPS)
+            baseline = f"{time.perf_counter() - start:.2f}"
+            assert abs(float(mass) - 1) <= check.tol, "baseline and fast route disagree"
+        label = f"{name}({', '.join(f'{k}={v}' for k, v in sizes.items())})"
+        print(
+            f"{label:<26} {t_build:10.2f} {t_cpu:8.2f} {t_check:10.2f} {baseline:>13}  "
+            f"{check.error:9.1e} {check.tol:8.1e}  {check.route}"
+        )
+    print()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -70,8 +122,16 @@ def main(argv=None):
         default=5,
         help="largest d for which the naive baseline runs (default 5)",
     )
+    parser.add_argument(
+        "--baseline-max-C",
+        type=int,
+        default=100,
+        help="largest C for which the mpmath construction baseline runs (default 100)",
+    )
     parser.add_argument("--skip-verify", action="store_true", help="skip the verify_all timing")
     args = parser.parse_args(argv)
+
+    construction_table(args.baseline_max_C)
 
     print("Derivation of the 4th central moment tensor mu_4 (exact sympy expressions)")
     header = (

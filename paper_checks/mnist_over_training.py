@@ -125,15 +125,8 @@ def plot_over_training(records: list, label: str, widths):
         ax.semilogy(epochs, [r["fisher"] for r in rows], "k-", lw=2, label="FI (mean over entries)")
         for a, color, name in ((1, "tab:blue", "Î₁"), (2, "tab:orange", "Î₂")):
             std = [r[f"std{a}"] for r in rows]
-            if all(v == 0 for v in std):
-                ax.text(
-                    0.03,
-                    0.04 if a == 2 else 0.12,
-                    f"std {name} = 0 exactly",
-                    transform=ax.transAxes,
-                    color=color,
-                    fontsize=8,
-                )
+            if all(v == 0 for v in std):  # nothing to draw on a log axis: say it in the legend
+                ax.plot([], [], "-", color=color, lw=1.6, label=f"std {name} = 0 exactly")
                 continue
             ax.semilogy(epochs, std, "-", color=color, lw=1.6, label=f"std {name}")
             lo = [math.sqrt(max(r[f"lower{a}"], 0.0)) for r in rows]
@@ -158,14 +151,7 @@ def plot_over_training(records: list, label: str, widths):
         for a, color, name in ((1, "tab:blue", "Î₁"), (2, "tab:orange", "Î₂")):
             ratio = [r[f"log_ratio{a}"] for r in rows]
             if all(v != v for v in ratio):
-                ax.text(
-                    0.03,
-                    0.9 if a == 1 else 0.8,
-                    f"{name}: V = upper = 0",
-                    transform=ax.transAxes,
-                    color=color,
-                    fontsize=8,
-                )
+                ax.plot([], [], "-o", color=color, ms=3, label=f"{name}: V = upper = 0")
                 continue
             ax.plot(epochs, ratio, "-o", color=color, ms=3, label=f"log(upper/V) {name}")
         ax.axhline(0, color="gray", lw=0.6)

@@ -209,11 +209,11 @@ class StructuredMLP:
                     term = term * (d1[l] * d1[l])[:, None, :]
                 hess[l] = term if hess[l] is None else hess[l] + term
 
+        # jac and hess_diag stay [n, c, a] as computed: fishsym.variance copies all layers
+        # into one c-innermost [n, c, Σa] tensor for the kernels anyway (one copy, not two)
         out: list[ParamDerivatives] = []
         for l, layer in enumerate(layers):
-            out.extend(
-                layer.param_derivatives(_output_minor(jac[l]), _output_minor(hess[l]), z_in[l])
-            )
+            out.extend(layer.param_derivatives(jac[l], hess[l], z_in[l]))
         return h, out
 
     def floats_per_input(self) -> int:
@@ -227,14 +227,6 @@ class StructuredMLP:
             for l in range(1, m - 1):
                 largest_jacobian = max(largest_jacobian, widths[m] * widths[l])
         return total + 3 * largest_jacobian
-
-
-def _output_minor(x: Tensor | None) -> Tensor | None:
-    """The same ``[n, c, a]`` tensor stored with ``c`` innermost, so that the family
-    kernels' reductions over ``c`` run over contiguous memory."""
-    if x is None:
-        return None
-    return x.transpose(1, 2).contiguous().transpose(1, 2)
 
 
 __all__ = ["StructuredMLP"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from fishsym.kernels import samplers
-from fishsym.kernels.base import REAL_LINE, StructuredKernel, broadcast_batch
+from fishsym.kernels.base import REAL_LINE, StructuredKernel, _wrapped, broadcast_batch
 from fishsym.kernels.spectrum import (
     FIELDS,
     Spectrum,
@@ -175,20 +175,33 @@ def secular_root(p: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, rest=None)
     ``p²/(p−λ) = p + λp/(p−λ)``), which avoids the cancellation ``1 − (≈1)`` that ruins
     ``f`` for confident outputs. ``rest``: ``0`` for the over-complete categorical, ``p_C``
     for the minimal form. ``O(C)`` per step, vectorised over the batch ``[...]``.
+
+    A step is an elementwise function of ``(lo, hi)``, so once a step changes no bracket
+    of the batch, none of the remaining steps would either: the loop stops there with
+    the result of all :data:`SECULAR_STEPS` steps (typically after about 25 steps in
+    float32 and 55 in float64, when the brackets are one rounding unit wide).
     """
     hi = torch.maximum(hi, lo)  # rounding can cross a bracket that is exact in theory
     rest = torch.zeros_like(lo) if rest is None else rest
+    may_stop = not _wrapped(lo)  # no data-dependent control flow under torch.func
+    positive = p > 0
+    ones = torch.ones_like(p)
     for _ in range(SECULAR_STEPS):
         mid = torch.where(
             lo > 0, lo * torch.sqrt(hi / lo.clamp_min(torch.finfo(lo.dtype).tiny)), hi / 2
         )
         gap = p - mid[..., None]
-        hit = (gap == 0) & (p > 0)  # a pole hit exactly: f = −∞ just left of it
-        ratio = torch.where(p > 0, p / torch.where(gap == 0, torch.ones_like(gap), gap), 0)
+        on_pole = gap == 0
+        hit = on_pole & positive  # a pole hit exactly: f = −∞ just left of it
+        ratio = torch.where(positive, p / torch.where(on_pole, ones, gap), 0)
         f = rest - mid * ratio.sum(-1)
         right = (f > 0) & ~hit.any(-1)
-        lo = torch.where(right, mid, lo)
-        hi = torch.where(right, hi, mid)
+        new_lo = torch.where(right, mid, lo)
+        new_hi = torch.where(right, hi, mid)
+        fixed = may_stop and torch.equal(new_lo, lo) and torch.equal(new_hi, hi)
+        lo, hi = new_lo, new_hi
+        if fixed:
+            break
     return torch.where(
         lo > 0, lo * torch.sqrt(hi / lo.clamp_min(torch.finfo(lo.dtype).tiny)), hi / 2
     )

@@ -20,6 +20,7 @@ Symmetric tensors are computed one distinct index multiset at a time
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 
@@ -33,6 +34,8 @@ from fishsym.symbolic.support import Support
 
 #: highest cumulant / central moment order the base class derives
 MAX_ORDER = 6
+#: seed of the random valid parameter at which construction checks the normalisation
+NORMALISATION_SEED = 20240205
 
 
 class ExponentialFamily:
@@ -60,8 +63,18 @@ class ExponentialFamily:
     sizes:
         Size arguments the family was built with (``{"C": 3}``), for display and kernels.
     check:
-        Check the normalisation numerically at one random valid parameter (cheap) and
-        raise :class:`FamilyDefinitionError` if it fails.
+        Check the normalisation at one random valid parameter and raise
+        :class:`FamilyDefinitionError` if it fails. Cheap at any size: a float64
+        log-sum-exp over a finite support, the closed Gaussian integral for densities
+        quadratic in ``y``, mpmath series/quadrature for scalar supports
+        (:func:`fishsym.symbolic.expectation.normalisation_check`). Where no route exists
+        a ``UserWarning`` says so.
+
+    Attributes
+    ----------
+    construction_check:
+        The :class:`~fishsym.symbolic.expectation.NormalisationCheck` of construction
+        (route, error, tolerance), or None when built with ``check=False``.
     """
 
     def __init__(
@@ -120,6 +133,7 @@ class ExponentialFamily:
         self._validate()
         self._cumulants: dict[tensors.Multiset, sp.Expr] = {}
         self._central: dict[int, dict[tensors.Multiset, sp.Expr]] = {}
+        self.construction_check = None
         if check:
             self._check_normalisation()
 
@@ -166,17 +180,38 @@ class ExponentialFamily:
             )
 
     def _check_normalisation(self) -> None:
-        from fishsym.symbolic.verify import normalisation_error
+        """Check ``Σ/∫ p(y|h) = 1`` at one random valid ``h`` (cheap at any size).
 
-        rng = np.random.default_rng(20240205)
+        The route and its tolerance are chosen by
+        :func:`fishsym.symbolic.expectation.normalisation_check` and the result is kept in
+        :attr:`construction_check`. Where no route exists for the support, nothing is
+        claimed: a ``UserWarning`` says so and :func:`~fishsym.symbolic.verify_family`
+        reports the normalisation as not checked.
+        """
+        from fishsym.symbolic.expectation import format_values, normalisation_check
+
+        rng = np.random.default_rng(NORMALISATION_SEED)
         values = self.random_natural_params(rng)
-        err = normalisation_error(self, values)
-        if err is not None and err > 1e-12:
-            diverged = " (the sum/integral diverges or did not converge)" if np.isinf(err) else ""
+        result = normalisation_check(self, values)
+        self.construction_check = result
+        if result.error is None:
+            warnings.warn(
+                f"{self.name}: the normalisation was not checked at construction: "
+                f"{result.detail}. Run fishsym.symbolic.verify_family on it.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
+        if not result.passed:
+            diverged = ""
+            if np.isinf(result.error):
+                diverged = " (the sum/integral diverges or did not converge)"
+            because = f"; {result.detail}" if result.detail else ""
             raise FamilyDefinitionError(
-                f"{self.name}: the density does not normalise: at {values} the total mass "
-                f"differs from 1 by {err:.3g}{diverged}. Check log_partition against "
-                "suff_stat, log_base_measure and support."
+                f"{self.name}: the density does not normalise: at {format_values(values)} the "
+                f"total mass differs from 1 by {result.error:.3g}{diverged} (route: "
+                f"{result.route}, tolerance {result.tol:.1e}{because}). Check log_partition "
+                "against suff_stat, log_base_measure and support."
             )
 
     # ------------------------------------------------------------------ basics
@@ -188,7 +223,10 @@ class ExponentialFamily:
     @cached_property
     def log_density(self) -> sp.Expr:
         """``log p(y|h) = t(y)ᵀh − F(h) + log k(y)``."""
-        th = sum((t * h for t, h in zip(self.suff_stat, self.natural_params)), sp.Integer(0))
+        th = sum(
+            (t * h for t, h in zip(self.suff_stat, self.natural_params, strict=True)),
+            sp.Integer(0),
+        )
         return th - self.log_partition + self.log_base_measure
 
     @cached_property
@@ -324,7 +362,9 @@ class ExponentialFamily:
     # ------------------------------------------------------------------ helpers
     def _check_order(self, k: int, lo: int) -> None:
         if not isinstance(k, (int, np.integer)) or not lo <= k <= MAX_ORDER:
-            raise ValueError(f"{self.name}: order k must be an integer in {lo}..{MAX_ORDER}; got {k!r}")
+            raise ValueError(
+                f"{self.name}: order k must be an integer in {lo}..{MAX_ORDER}; got {k!r}"
+            )
 
     def _as_vector(self, v, argname: str) -> list:
         if isinstance(v, (sp.MatrixBase, sp.NDimArray)):
@@ -332,7 +372,9 @@ class ExponentialFamily:
         try:
             v = [sp.sympify(x) for x in v]
         except TypeError:
-            raise ValueError(f"{self.name}: {argname} must be a sequence of length {self.dim}") from None
+            raise ValueError(
+                f"{self.name}: {argname} must be a sequence of length {self.dim}"
+            ) from None
         if len(v) != self.dim:
             raise ValueError(
                 f"{self.name}: {argname} has length {len(v)}; the family has d = {self.dim} "

@@ -89,8 +89,16 @@ class FiniteSupport(Support):
     @classmethod
     def compositions(cls, n: int, C: int) -> FiniteSupport:
         """Count vectors of length ``C`` with non-negative entries summing to ``n``."""
-        pts = [p for p in itertools.product(range(n + 1), repeat=C) if sum(p) == n]
-        return cls(tuple(pts))
+        def rec(remaining: int, slots: int):
+            # stars and bars: the first coordinate takes k, the rest share remaining − k
+            if slots == 1:
+                yield (remaining,)
+                return
+            for k in range(remaining, -1, -1):
+                for tail in rec(remaining - k, slots - 1):
+                    yield (k, *tail)
+
+        return cls(tuple(sorted(rec(n, C))))
 
 
 class NonNegativeIntegers(Support):

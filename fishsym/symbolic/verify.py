@@ -39,7 +39,8 @@ from fishsym.symbolic.expectation import (
     NotComputable,
     finite_points,
     gaussian_type,
-    normalisation_error,  # noqa: F401  (re-exported: family.py imports it from here)
+    normalisation_check,  # noqa: F401  (re-exported: the cheap check run at construction)
+    normalisation_error,  # noqa: F401  (re-exported for callers of the earlier name)
     numeric_expectations,
     numeric_route,
 )

@@ -15,13 +15,18 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fishsym.errors import FamilyDefinitionError
 from fishsym.symbolic import families, tensors
+from fishsym.symbolic.family import ExponentialFamily
 from fishsym.symbolic.verify import same_function
 
 FAMILY_NAMES = families.names()
 
 #: hypothesis examples per property: each example is a symbolic comparison (~10–100 ms)
 N_EXAMPLES = 8
+#: a wrong constant in F that the construction check must reject for every family: the
+#: check's tolerances are ≤ 1e-12 (mpmath routes) or ~1e-14 (float64 at default sizes)
+F_PERTURBATION = sp.Rational(1, 10**6)
 
 
 def assert_same(fam, a, b, what):
@@ -44,6 +49,32 @@ def test_registry_entry_builds_and_declares(family_name):
         + fam.log_base_measure
     )
     assert sp.expand(fam.log_density - expected) == 0
+
+
+def rebuild(fam, log_partition):
+    """The declaration of ``fam`` with another log-partition (construction checks it)."""
+    y = fam.obs_symbols if len(fam.obs_symbols) > 1 else fam.obs_symbols[0]
+    return ExponentialFamily(
+        fam.name, fam.natural_params, y, fam.suff_stat, log_partition,
+        fam.log_base_measure, fam.support, domain=fam.domain, sizes=fam.sizes,
+    )
+
+
+@pytest.mark.parametrize("family_name", FAMILY_NAMES)
+def test_construction_checks_normalisation(family_name):
+    """Construction checked Σ/∫ p = 1 by a route of its own (never skipped for a
+    registered family), within the tolerance that route states, and rejects F + 1e-6."""
+    fam = families.get(family_name)
+    check = fam.construction_check
+    assert check is not None and check.route != "none", check
+    assert check.passed, check
+    assert 0 < check.tol <= 1e-12, check
+    if fam.support.finite:
+        assert check.route.startswith("float64 log-sum-exp"), check
+    with pytest.raises(FamilyDefinitionError, match="does not normalise") as err:
+        rebuild(fam, fam.log_partition + F_PERTURBATION)
+    assert "log_partition" in str(err.value)
+    assert rebuild(fam, fam.log_partition).construction_check.passed
 
 
 @pytest.mark.parametrize("family_name", FAMILY_NAMES)

@@ -20,7 +20,7 @@ def categorical(C=3):
         raise ValueError(f"categorical: C must be an integer ≥ 2; got {C!r}")
     h = [natural_symbol(f"h{c + 1}") for c in range(C)]
     y = [sp.Symbol(f"y{c + 1}", integer=True, nonnegative=True) for c in range(C)]
-    F = sp.log(sum(sp.exp(hc) for hc in h))
+    F = sp.log(sp.Add(*(sp.exp(hc) for hc in h)))
     return ExponentialFamily(
         "categorical", h, y, y, F, sp.Integer(0), FiniteSupport.one_hot(C),
         sizes={"C": C}, description="logits h (over-complete), one-hot t",

@@ -20,7 +20,7 @@ def categorical_minimal(C=3):
         raise ValueError(f"categorical_minimal: C must be an integer ≥ 2; got {C!r}")
     h = [natural_symbol(f"h{c + 1}") for c in range(C - 1)]
     y = [sp.Symbol(f"y{c + 1}", integer=True, nonnegative=True) for c in range(C)]
-    F = sp.log(1 + sum(sp.exp(hc) for hc in h))
+    F = sp.log(sp.Add(1, *(sp.exp(hc) for hc in h)))
     return ExponentialFamily(
         "categorical_minimal", h, y, y[:-1], F, sp.Integer(0), FiniteSupport.one_hot(C),
         sizes={"C": C}, description="C-1 logits relative to the last class",

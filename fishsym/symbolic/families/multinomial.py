@@ -21,7 +21,7 @@ def multinomial(n=2, C=3):
         raise ValueError(f"multinomial: C must be an integer ≥ 2; got {C!r}")
     h = [natural_symbol(f"h{c + 1}") for c in range(C)]
     y = [sp.Symbol(f"y{c + 1}", integer=True, nonnegative=True) for c in range(C)]
-    F = n * sp.log(sum(sp.exp(hc) for hc in h))
+    F = n * sp.log(sp.Add(*(sp.exp(hc) for hc in h)))
     logk = sp.log(sp.factorial(n)) - sum(sp.log(sp.factorial(yc)) for yc in y)
     return ExponentialFamily(
         "multinomial", h, y, y, F, logk, FiniteSupport.compositions(n, C),
