@@ -20,7 +20,10 @@ _LAZY = {
     "fisher_variances": "fishsym.variance",
     "FisherVariances": "fishsym.variance",
 }
-_SUBMODULES = {"symbolic", "kernels", "engine", "variance", "reference", "montecarlo", "data", "errors"}
+_SUBMODULES = {
+    "symbolic", "kernels", "engine", "variance", "reference", "montecarlo", "data", "errors",
+    "nets", "experiments",
+}
 
 
 def __getattr__(name):
