@@ -138,3 +138,19 @@ def max_rel_err(a: torch.Tensor, b: torch.Tensor, scale: float | None = None) ->
     if scale == 0:
         return diff
     return diff / scale
+
+
+def annotate_exact_zeros(ax, zeros, factor: float) -> None:
+    """Mark bars of exactly zero height on a log axis (where they would not show), as
+    ``(x position, colour)`` pairs, with the text "0 (exact)" just above the axis floor."""
+    for pos, color in zeros:
+        ax.text(
+            pos,
+            ax.get_ylim()[0] * factor,
+            "0 (exact)",
+            rotation=90,
+            va="bottom",
+            ha="center",
+            fontsize=7,
+            color=color,
+        )

@@ -15,6 +15,7 @@ import math
 import torch
 
 from paper_checks._common import (
+    annotate_exact_zeros,
     as_float64,
     kernel_for,
     linear_names,
@@ -280,17 +281,7 @@ def run(ctx) -> None:
         )
         zeros += [(float(xs[j]) + (i - 2) * width, color) for j, v in enumerate(vals) if v == 0]
     ax.set_yscale("log")
-    for pos, color in zeros:  # a zero has no bar on a log axis: say so
-        ax.text(
-            pos,
-            ax.get_ylim()[0] * 1.2,
-            "0 (exact)",
-            rotation=90,
-            va="bottom",
-            ha="center",
-            fontsize=7,
-            color=color,
-        )
+    annotate_exact_zeros(ax, zeros, 1.2)  # a zero has no bar on a log axis
     ax.set_xticks(xs.tolist(), [r["layer"] for r in rows])
     ax.set_ylabel("relative to the Fisher information (mean over the layer)")
     ax.set_title("Empirical Fisher: bias vs the estimators' standard deviations")

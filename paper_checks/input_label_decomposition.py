@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from paper_checks._common import kernel_for, linear_names, max_rel_err, random_inputs, random_mlp
+from paper_checks._common import (
+    annotate_exact_zeros,
+    kernel_for,
+    linear_names,
+    max_rel_err,
+    random_inputs,
+    random_mlp,
+)
 from paper_checks._core import matplotlib, need
 
 NAME = "input_label_decomposition"
@@ -189,17 +196,7 @@ def run(ctx) -> None:
             )
             zeros += [(float(xs[j]) + (i - 1) * width, color) for j, v in enumerate(vals) if v <= 0]
         ax.set_yscale("log")
-        for pos, color in zeros:  # a zero has no bar on a log axis: say so
-            ax.text(
-                pos,
-                ax.get_ylim()[0] * 1.3,
-                "0 (exact)",
-                rotation=90,
-                va="bottom",
-                ha="center",
-                fontsize=7,
-                color=color,
-            )
+        annotate_exact_zeros(ax, zeros, 1.3)  # a zero has no bar on a log axis
         ax.set_xticks(xs.tolist(), [b[0] for b in bars])
         ax.set_ylabel("Σ over the layer of the variance")
         ax.set_title(
