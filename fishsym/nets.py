@@ -66,22 +66,18 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs:
     """Train with Adam on cross-entropy (the categorical NLL); returns per-epoch mean loss.
 
     ``callback(epoch, model)`` is called after each epoch (epoch counted from 1).
-    Shuffling uses ``generator`` (seeded 0 when omitted).
+    Shuffling uses ``generator`` (seeded 0 when omitted). The loop itself is
+    :func:`fishsym.experiments.training.train_over_epochs`.
     """
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    for epoch in range(1, epochs + 1):
-        perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for start in range(0, len(x), batch_size):
-            idx = perm[start : start + batch_size]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(x))
-        if callback is not None:
-            callback(epoch, model)
-    return losses
+    from fishsym.experiments.training import train_over_epochs
+
+    def after_epoch(epoch, net):
+        if callback is not None and epoch > 0:
+            callback(epoch, net)
+
+    history = train_over_epochs(
+        model, x, y, nn.functional.cross_entropy, epochs=epochs, batch_size=batch_size, lr=lr,
+        generator=generator if generator is not None else torch.Generator().manual_seed(0),
+        callback=after_epoch,
+    )
+    return history.loss[1:]  # loss[0] is the loss before training
