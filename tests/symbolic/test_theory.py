@@ -20,10 +20,7 @@ import sympy as sp
 
 from fishsym.errors import UnsupportedModelError
 from fishsym.symbolic import families, format_table, models, theory
-from fishsym.symbolic.domain import NEGATIVE, natural_symbol
 from fishsym.symbolic.expectation import NUMERIC_TOL, exact_expectation, numeric_expectations
-from fishsym.symbolic.family import ExponentialFamily
-from fishsym.symbolic.support import PositiveReals
 
 FAMILY_NAMES = families.names()
 MODELS = ("glm", "mlp1", "mlp2")
@@ -52,19 +49,9 @@ def records_of(name, model):
 
 
 def user_inverse_gaussian():
-    """Inverse Gaussian declared directly: t = (y, 1/y), F = −2√(h₁h₂) − ½log(−2h₂)."""
-    h1, h2 = natural_symbol("h1", NEGATIVE), natural_symbol("h2", NEGATIVE)
-    y = sp.Symbol("y", positive=True)
-    return ExponentialFamily(
-        "inverse_gaussian_test",
-        (h1, h2),
-        y,
-        (y, 1 / y),
-        -2 * sp.sqrt(h1 * h2) - sp.log(-2 * h2) / 2,
-        -sp.log(2 * sp.pi) / 2 - sp.Rational(3, 2) * sp.log(y),
-        PositiveReals(),
-        domain={h1: NEGATIVE, h2: NEGATIVE},
-    )
+    """A user-defined (unregistered) family: the inverse Gaussian declared directly by
+    t = (y, 1/y) and F = −2√(h₁h₂) − ½log(−2h₂) (theory.inverse_gaussian)."""
+    return theory.inverse_gaussian()
 
 
 # ============================================================================ all claims
