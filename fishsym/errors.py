@@ -50,3 +50,18 @@ class NoSamplerError(FishsymError, NotImplementedError):
 
 class InfiniteSupportError(FishsymError, NotImplementedError):
     """The support of the family is infinite, so its labels cannot be enumerated."""
+
+
+class InvalidArgumentError(FishsymError, ValueError):
+    """An argument has a value outside what is valid (a count below 1, an unknown
+    option, a probability outside (0, 1), ...)."""
+
+
+class ArgumentTypeError(FishsymError, TypeError):
+    """An argument has a type fishsym cannot use (a string where a number is needed, a
+    non-floating dtype, a boolean where a count is needed, ...)."""
+
+
+class MemoryBudgetError(FishsymError, MemoryError):
+    """A request would need more memory than its budget allows; raised before anything
+    is allocated, with what would fit."""

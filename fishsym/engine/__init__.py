@@ -20,6 +20,7 @@ import warnings
 import torch
 from torch import nn
 
+from fishsym.common import ModelView, check_choice
 from fishsym.engine.derivatives import ParamDerivatives
 from fishsym.engine.dropout import check_deterministic
 from fishsym.engine.generic import GenericModel
@@ -34,33 +35,41 @@ class GenericPathWarning(UserWarning):
 
 
 def select(
-    model: nn.Module, dtype: torch.dtype, path: str = "auto"
+    view: ModelView | nn.Module, dtype: torch.dtype | str | None = None, path: str = "auto"
 ) -> StructuredMLP | GenericModel:
-    """The engine for ``model``: ``"structured"``, ``"generic"``, or ``"auto"`` (structured
-    when supported, else generic with a :class:`GenericPathWarning`).
+    """The engine for the model of ``view``: ``"structured"``, ``"generic"``, or ``"auto"``
+    (structured when supported, else generic with a :class:`GenericPathWarning`).
 
-    Raises :class:`UnsupportedModelError` for models with training-mode Dropout, BatchNorm
-    or RReLU (any path), and for ``path="structured"`` on a model it cannot handle.
+    ``select(view, path)`` with a :class:`~fishsym.common.ModelView`, or
+    ``select(model, dtype, path)`` with a module (a view is made in ``dtype``).
+    Raises :class:`UnsupportedModelError` for ``path="structured"`` on a model it cannot
+    handle (the view refuses stochastic models).
     """
-    if path not in PATHS:
-        raise ValueError(f"path must be one of {PATHS}; got {path!r}")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    check_deterministic(model)
+    if isinstance(dtype, str):
+        dtype, path = None, dtype
+    if not isinstance(view, ModelView):
+        view = ModelView(view, dtype or torch.float64)
+    check_choice(path, PATHS, "path")
     if path == "generic":
-        return GenericModel(model, dtype)
+        return GenericModel(view)
     try:
-        return StructuredMLP(model, dtype)
+        if view.output is not None:
+            raise UnsupportedModelError("an output selector is given")
+        if view.shared:
+            raise UnsupportedModelError(
+                f"parameters {sorted(view.shared)} are shared by several modules (tied weights)"
+            )
+        return StructuredMLP(view.model, view.dtype)
     except UnsupportedModelError as err:
         if path == "structured":
             raise
         warnings.warn(
-            f"using the generic (torch.func) path: {err}. It is exact but costs one "
-            "second-order forward pass per parameter entry and input.",
+            f"using the generic (torch.func) path: {err}. It is exact but costs about 2d "
+            "backward passes per parameter entry and input.",
             GenericPathWarning,
             stacklevel=3,
         )
-        return GenericModel(model, dtype)
+        return GenericModel(view)
 
 
 __all__ = [

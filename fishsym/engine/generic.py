@@ -1,16 +1,26 @@
 """The generic exact path: ``u`` and ``w`` for any ``nn.Module`` by ``torch.func``.
 
-For a parameter entry ``θ_p`` with basis vector ``e_p`` and one input ``x``:
+For a parameter entry ``θ_p`` with basis vector ``e_p``, one input ``x`` and an output
+coordinate ``c``:
 
-    u_p = ∂h/∂θ_p       = d/dt h(θ + t e_p) |_{t=0}      (a Jacobian-vector product)
-    w_p = ∂²h/∂θ_p²     = d²/dt² h(θ + t e_p) |_{t=0}    (= e_pᵀ ∇²h_c e_p for every c)
+    u_p[c] = ∂h_c/∂θ_p       = ⟨∇_θ h_c, e_p⟩                         (one reverse pass)
+    w_p[c] = ∂²h_c/∂θ_p²     = ⟨∇_θ ⟨∇_θ h_c, e_p⟩, e_p⟩ = (∇²h_c e_p)_p   (reverse over reverse)
 
-Both come from one forward-over-forward pass, ``jvp`` of ``jvp`` (a Hessian-vector
-product taken in forward mode, of which only the ``p``-th entry is kept), vectorised with
-``vmap`` over a block of basis vectors and over the inputs. The cost is one such pass per
-parameter entry and input — exact for any architecture (convolutions, normalisation in
-evaluation mode, custom heads), but it is the reference for small models and slices of
-large ones, not the engine (THEORY §7).
+**Why reverse over reverse.** An autodiff mode can be wrong: PyTorch's forward-over-forward
+derivative through ``layer_norm`` is (for one LayerNorm weight it gave −0.4276 where
+reverse-mode autograd and finite differences both give −0.4375), and CPU fused attention
+has no forward-mode rule at all. The double backward is the route the slow reference
+(:mod:`fishsym.reference`) uses too, and every supported module type's ``w`` is tested
+against central finite differences in float64 (tests/engine/test_generic.py). Attention is
+evaluated with the math backend of ``scaled_dot_product_attention``, whose double backward
+is implemented.
+
+Both ``u`` and ``w`` come from one double-backward per (input, entry, output coordinate),
+vectorised with ``vmap`` over output coordinates, a block of basis vectors and the
+inputs. The cost — about ``2d`` backward passes per parameter entry and input — makes
+this the exact reference for small models and slices of large ones, not the engine
+(THEORY §7, §10). It is exact for tied weights (a parameter used twice: ``h`` is then
+not affine in it per use, and the second derivative sees both uses).
 """
 
 from __future__ import annotations
@@ -19,44 +29,41 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, jvp, vmap
+from torch.func import grad, vjp, vmap
 
+from fishsym.common import ModelView, cast_inputs, math_attention
 from fishsym.engine.derivatives import ParamDerivatives
 
-#: at most this many (input, basis vector) pairs are evaluated in one vectorised call:
-#: bounds the memory of the forward-over-forward pass to about this many copies of the
-#: network's activations
+#: at most this many (input, basis vector, output coordinate) triples are evaluated in one
+#: vectorised call: bounds the memory of the double backward to about this many copies
+#: of the network's activations
 GENERIC_BATCH = 2048
-#: ... and at most this many elements of (input × basis vector × parameter tensor): the
-#: vectorised tangents of a parameter tensor are materialised per input and basis vector
+#: ... and at most this many elements of (triples × parameter tensor): the gradient of
+#: the whole parameter tensor is materialised per triple
 GENERIC_ELEMENTS = 2**23
 
 
 class GenericModel:
-    """Any ``nn.Module`` whose output is the natural parameter ``h``, evaluated
-    functionally with cast copies of its parameters and buffers (the module itself is
-    never modified).
+    """Any ``nn.Module`` whose output is the natural parameter ``h``, evaluated on the
+    private copy of a :class:`~fishsym.common.ModelView` (the user's module is never
+    modified).
 
     Parameters
     ----------
-    model:
-        The network. Its output for a batch ``[n, ...]`` must be ``[n, d]`` (or ``[n]``
-        when ``d = 1``).
+    view:
+        The model's functional view (working dtype, output selector, checks done), or
+        an ``nn.Module`` (a view is then made in ``dtype``).
     dtype:
-        Working dtype.
+        Working dtype when ``view`` is a module.
     """
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float64):
-        self.model = model
-        self.dtype = dtype
-        self.params: dict[str, Tensor] = {}
-        constants: dict[str, Tensor] = {}
-        for name, p in model.named_parameters():
-            target = self.params if p.requires_grad else constants
-            target[name] = p.detach().to(dtype)
-        for name, b in model.named_buffers():
-            constants[name] = b.detach().to(dtype) if b.is_floating_point() else b.detach()
-        self.constants = constants
+    def __init__(self, view: ModelView | nn.Module, dtype: torch.dtype = torch.float64):
+        if isinstance(view, nn.Module):
+            view = ModelView(view, dtype)
+        self.view = view
+        self.model = view.model
+        self.dtype = view.dtype
+        self.params: dict[str, Tensor] = view.params
 
     def param_names(self) -> list[str]:
         """Names of the trainable parameters, in model order."""
@@ -66,62 +73,76 @@ class GenericModel:
         """``P``, the number of trainable parameter entries."""
         return sum(p.numel() for p in self.params.values())
 
-    def _call(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return functional_call(self.model, {**self.constants, **params}, (x,))
-
     def output(self, x: Tensor) -> Tensor:
         """``h`` for a batch of inputs, ``[n, c]``."""
-        h = self._call(self.params, x.to(self.dtype))
-        return h.reshape(h.shape[0], -1) if h.dim() != 1 else h[:, None]
+        with math_attention():
+            return self.view.outputs(cast_inputs(x, self.dtype, self.view.device))
 
-    def block(self, x: Tensor, name: str, entries: slice) -> ParamDerivatives:
-        """``u`` and ``w`` of the entries ``entries`` of the flattened parameter ``name``
-        at every input of ``x``: ``jac`` and ``hess_diag`` of shape ``[n, c, k]``."""
+    def block(
+        self, x: Tensor, name: str, entries: slice | Tensor, d: int | None = None
+    ) -> ParamDerivatives:
+        """``u`` and ``w`` of the entries ``entries`` (a slice, or a 1-D tensor of flat
+        indices) of the flattened parameter ``name`` at every input of ``x``: ``jac`` and
+        ``hess_diag`` of shape ``[n, c, k]``."""
+        view = self.view
         theta = self.params[name]
-        idx = torch.arange(entries.start, entries.stop, device=theta.device)
+        if d is None:
+            d = self.output(x[:1]).shape[1]
+        if isinstance(entries, slice):
+            idx = torch.arange(entries.start, entries.stop, device=theta.device)
+        else:
+            idx = entries.to(device=theta.device, dtype=torch.long)
         basis = torch.zeros(len(idx), theta.numel(), dtype=self.dtype, device=theta.device)
         basis[torch.arange(len(idx), device=theta.device), idx] = 1
         basis = basis.reshape(len(idx), *theta.shape)
-        others = {k: v for k, v in self.params.items() if k != name}
+        coords = torch.eye(d, dtype=self.dtype, device=theta.device)
 
-        def h_single(t: Tensor, xi: Tensor) -> Tensor:
-            return self._call({**others, name: t}, xi.unsqueeze(0)).reshape(-1)
+        def pair(xi: Tensor, e: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+            def directional(t: Tensor) -> tuple[Tensor, Tensor]:
+                _, pull = vjp(lambda s: view.single({name: s}, xi), t)
+                slope = (pull(c)[0] * e).sum()  # u_p[c] = ⟨∇h_c, e_p⟩
+                return slope, slope
 
-        def jac_and_hess(e: Tensor, xi: Tensor) -> tuple[Tensor, Tensor]:
-            def directional(t: Tensor) -> Tensor:
-                return jvp(lambda s: h_single(s, xi), (t,), (e,))[1]
+            g, slope = grad(directional, has_aux=True)(theta)
+            return slope, (g * e).sum()  # (u_p[c], w_p[c])
 
-            return jvp(directional, (theta,), (e,))
-
-        per_input = vmap(jac_and_hess, in_dims=(0, None))
-        u, w = vmap(per_input, in_dims=(None, 0))(
-            basis, x.to(device=theta.device, dtype=self.dtype)
-        )  # [n, k, c]
+        per_coord = vmap(pair, in_dims=(None, None, 0))  # over c -> [d]
+        per_entry = vmap(per_coord, in_dims=(None, 0, None))  # over e -> [k, d]
+        per_input = vmap(per_entry, in_dims=(0, None, None))  # over x -> [n, k, d]
+        with math_attention():
+            u, w = per_input(cast_inputs(x, self.dtype, self.view.device), basis, coords)
         return ParamDerivatives(
             name, theta.shape, u.transpose(1, 2), w.transpose(1, 2), None, entries
         )
 
-    def entry_chunk(self, n_inputs: int, name: str) -> int:
-        """Entries of parameter ``name`` per vectorised call for ``n_inputs`` inputs, within
-        :data:`GENERIC_BATCH` pairs and :data:`GENERIC_ELEMENTS` tangent elements."""
-        n = max(1, n_inputs)
+    def entry_chunk(self, n_inputs: int, name: str, d: int = 1) -> int:
+        """Entries of parameter ``name`` per vectorised call for ``n_inputs`` inputs and
+        ``d`` outputs, within :data:`GENERIC_BATCH` triples and :data:`GENERIC_ELEMENTS`
+        gradient elements."""
+        n = max(1, n_inputs) * max(1, d)
         numel = self.params[name].numel()
         return max(1, min(GENERIC_BATCH // n, GENERIC_ELEMENTS // (n * numel)))
 
     def blocks(
-        self, x: Tensor, entry_chunk: int | None = None, entries: dict[str, slice] | None = None
+        self,
+        x: Tensor,
+        entry_chunk: int | None = None,
+        entries: dict[str, slice] | None = None,
+        d: int | None = None,
     ) -> Iterator[ParamDerivatives]:
         """All parameters (or the given ``entries`` of some), ``entry_chunk`` entries at a time
         (default: :meth:`entry_chunk`)."""
+        if d is None:
+            d = self.output(x[:1]).shape[1]
         selection = (
             entries
             if entries is not None
             else {name: slice(0, p.numel()) for name, p in self.params.items()}
         )
         for name, span in selection.items():
-            k = entry_chunk or self.entry_chunk(len(x), name)
+            k = entry_chunk or self.entry_chunk(len(x), name, d)
             for start in range(span.start, span.stop, k):
-                yield self.block(x, name, slice(start, min(start + k, span.stop)))
+                yield self.block(x, name, slice(start, min(start + k, span.stop)), d)
 
 
-__all__ = ["GenericModel", "GENERIC_BATCH", "GENERIC_ELEMENTS"]
+__all__ = ["GenericModel", "GENERIC_BATCH", "GENERIC_ELEMENTS", "math_attention"]

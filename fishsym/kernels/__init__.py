@@ -133,6 +133,72 @@ def get(fam_or_name, **sizes) -> FamilyKernel:
     )
 
 
+def for_output(family, out_dim: int) -> FamilyKernel:
+    """The kernel of ``family`` for a network with ``out_dim`` outputs — the one family
+    resolver of every numeric entry point.
+
+    ``family`` is a registered name (its size argument is inferred from ``out_dim`` as
+    the registry declares: ``output_size`` ``"C"`` or ``"d"`` takes ``out_dim``,
+    ``"C_minus_1"`` takes ``out_dim + 1``, ``None`` means a fixed size), an
+    :class:`~fishsym.symbolic.ExponentialFamily`, or a kernel (used as it is).
+
+    Raises :class:`~fishsym.errors.UnknownFamilyError` for an unknown name,
+    :class:`~fishsym.errors.ArgumentTypeError` for an argument of another type, and
+    :class:`~fishsym.errors.ShapeError` when ``out_dim`` does not fit the family (with
+    a hint at the family that would, e.g. ``"bernoulli"`` with 6 outputs).
+    """
+    from fishsym.errors import ArgumentTypeError, ShapeError
+
+    if isinstance(family, str):
+        size = families.entry(family).output_size  # raises UnknownFamilyError
+        sizes = {}
+        if size in ("C", "d"):
+            sizes = {size: out_dim}
+        elif size == "C_minus_1":
+            sizes = {"C": out_dim + 1}
+        try:
+            kernel = get(family, **sizes)
+        except (ValueError, TypeError) as err:
+            raise ShapeError(
+                f"the model has {out_dim} output(s), which does not fit family {family!r} "
+                f"(inferred sizes {sizes}): {err}{_hint(family, out_dim)}"
+            ) from err
+    elif isinstance(family, FamilyKernel) or all(
+        hasattr(family, attr) for attr in ("log_prob", "d", "check_h")
+    ):
+        kernel = family  # a kernel, or an object that behaves like one
+    elif isinstance(family, ExponentialFamily):
+        kernel = get(family)
+    else:
+        raise ArgumentTypeError(
+            "family must be a registered family name (one of "
+            f"{', '.join(families.names())}), an ExponentialFamily or a family kernel; "
+            f"got {type(family).__name__}"
+        )
+    if kernel.d != out_dim:
+        raise ShapeError(
+            f"the model has {out_dim} output(s) but family {kernel.name!r} has d = {kernel.d} "
+            "natural parameters; the model's output must be the natural parameter h"
+            f"{_hint(kernel.name, out_dim)}"
+        )
+    return kernel
+
+
+def _hint(name: str, out_dim: int) -> str:
+    if name == "bernoulli" and out_dim > 1:
+        return (
+            f" — for {out_dim} binary labels use family=\"independent_bernoulli\", "
+            f"for one label out of {out_dim} classes family=\"categorical\""
+        )
+    if name in ("binomial", "poisson", "exponential", "geometric", "negative_binomial") and (
+        out_dim > 1
+    ):
+        return f" — {name!r} has one natural parameter per input; the model outputs {out_dim}"
+    if name == "gaussian_meanvar" and out_dim != 2:
+        return " — the learned-variance Gaussian needs 2 outputs (μ/σ², −1/(2σ²)) per input"
+    return ""
+
+
 def generic(fam_or_name, **sizes) -> GenericKernel:
     """The lambdified :class:`GenericKernel` of a family, even where :func:`get` returns a
     structured kernel: the reference the structured kernels are tested against (cached)."""
@@ -157,4 +223,5 @@ __all__ = [
     "BinomialKernel",
     "IndependentBernoulliKernel",
     "STRUCTURED",
+    "for_output",
 ]

@@ -35,27 +35,30 @@ the variance ``V_a/n_labels`` of the ``n_labels``-label estimator and its fourth
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.func import grad, jvp, vjp, vmap
+from torch.func import grad, vjp, vmap
 from torch.func import hessian as hessian_fn
-from tqdm.auto import tqdm
 
-from fishsym.errors import NonFiniteError, NoSamplerError, ShapeError
-from fishsym.reference.selection import (
-    FunctionalModel,
-    ParamSelection,
-    check_inputs,
-    resolve_kernel,
-    select_params,
+from fishsym import kernels as _kernels
+from fishsym.common import (
+    ESTIMATORS,
+    as_inputs,
+    cast_inputs,
+    check_count,
+    check_dtype,
+    check_generator,
+    check_memory,
+    math_attention,
+    memory_budget,
 )
-
-#: the two estimators, named by what they are (glossary)
-ESTIMATORS = ("squared_score", "neg_hessian")
+from fishsym.common.progress import progress_bar
+from fishsym.engine.generic import GenericModel
+from fishsym.errors import InvalidArgumentError, NonFiniteError, NoSamplerError
+from fishsym.reference.selection import FunctionalModel, ParamSelection, select_params
 #: upper bound on float entries materialised by one vectorised call (per-label gradients
 #: of the selected tensors); 2^24 float32 entries = 64 MiB
 BLOCK_ELEMENTS = 2**24
@@ -147,12 +150,6 @@ class MonteCarloEstimate:
         )
 
 
-def _check_count(value, argname: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 2:
-        raise ShapeError(f"{argname} must be an integer ≥ 2; got {value!r}")
-    return int(value)
-
-
 def draw_labels(kernel, h: Tensor, n: int, generator: torch.Generator) -> Tensor:
     """``n`` labels per input from ``p(y | h)``: ``[n_inputs, n, *obs_shape]``.
 
@@ -181,6 +178,8 @@ def estimate(
     estimators=ESTIMATORS,
     dtype: torch.dtype | None = None,
     progress: bool | None = None,
+    output=None,
+    max_memory: float | None = None,
 ) -> MonteCarloEstimate:
     """Replicated Monte Carlo estimates of ``Î₁`` and ``Î₂`` (THEORY §2, §6).
 
@@ -189,7 +188,8 @@ def estimate(
     model, inputs, family:
         As in :func:`fishsym.reference.exact_moments`; ``h = model(inputs)``.
     n_labels:
-        Labels averaged by one estimate (``N`` of THEORY §2), ≥ 2.
+        Labels averaged by one estimate (``N`` of THEORY §2), ≥ 1 (one label per
+        estimate is what practitioners use: BackPACK's and laplace-torch's default).
     replicates:
         Independent estimates per input, ≥ 2. The returned variance is that of the
         ``n_labels``-label estimator; ``n_labels × replicates`` labels are drawn per input.
@@ -207,7 +207,13 @@ def estimate(
         Working dtype of the derivatives (default: the model's). Per-replicate label
         sums are accumulated in float64; results are returned in float64.
     progress:
-        Show a tqdm progress bar (default: for long runs on a terminal).
+        Show a tqdm progress bar (default: for long runs, on a terminal or in a notebook).
+    output:
+        Selector of the natural parameters from the model's output, e.g.
+        ``lambda out: out.logits``.
+    max_memory:
+        Bytes the run may plan to use (default: half of this machine's memory); a larger
+        request is refused before anything is allocated.
 
     Returns
     -------
@@ -218,35 +224,58 @@ def estimate(
 
     Raises
     ------
+    InvalidArgumentError, ArgumentTypeError
+        ``n_labels`` < 1, ``replicates`` < 2, a dtype other than float32/float64, unknown
+        estimator names.
     ShapeError
-        ``n_labels`` or ``replicates`` < 2, bad ``inputs``, unknown parameter names or
-        out-of-range indices, unknown estimator names.
+        Bad ``inputs``, unknown parameter names or out-of-range indices.
+    MemoryBudgetError
+        Label sums or results that would not fit ``max_memory``.
     NoSamplerError
         The family's kernel has no sampler.
     """
-    n_labels = _check_count(n_labels, "n_labels")
-    replicates = _check_count(replicates, "replicates")
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(
-            "generator must be a torch.Generator, e.g. torch.Generator().manual_seed(0)"
-        )
-    estimators = tuple(estimators)
+    n_labels = check_count(n_labels, "n_labels", minimum=1)
+    replicates = check_count(replicates, "replicates", minimum=2)
+    check_generator(generator)
+    estimators = (estimators,) if isinstance(estimators, str) else tuple(estimators)
     bad = [e for e in estimators if e not in ESTIMATORS]
     if bad or not estimators:
-        raise ShapeError(f"estimators must be a non-empty subset of {ESTIMATORS}; got {estimators}")
-    check_inputs(inputs)
+        raise InvalidArgumentError(
+            f"estimators must be a non-empty subset of {ESTIMATORS}; got {estimators}"
+        )
+    x = as_inputs(inputs)
+    if dtype is None:
+        first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+        dtype = first.dtype if first is not None and first.dtype == torch.float32 else None
+    dtype = check_dtype(dtype)
+    fmodel = FunctionalModel(model, dtype, output=output)
     sel1 = select_params(model, params)
     sel2 = sel1 if hessian_params is _SAME else select_params(model, hessian_params)
     selections = {"squared_score": sel1, "neg_hessian": sel2}
-    if dtype is None:
-        dtype = next(p.dtype for p in model.parameters())
-    fmodel = FunctionalModel(model, dtype)
-    x = inputs.to(dtype)
-    if not bool(torch.isfinite(x).all()):
-        raise NonFiniteError("estimate: inputs contain NaN or infinite values")
-    h = fmodel.outputs(x)
-    kernel = resolve_kernel(family, h.shape[1])
+    x = cast_inputs(x, dtype, fmodel.device)
+    kernel = _kernels.for_output(family, fmodel.probe(x))
+    with math_attention():
+        h = fmodel.outputs(x)
     kernel.check_h(h)
+    n, d = h.shape
+    k_total = sum(
+        sum(selections[e].count(name) for name in selections[e].names) for e in estimators
+    )
+    # per-replicate label sums G, S (and H) in float64, labels, results [3, n, k] per
+    # estimator, and the vectorised blocks (BLOCK_ELEMENTS entries each)
+    needed = (
+        8 * n * replicates * (d + 2 * d * d)
+        + 8 * n * n_labels * replicates * max(1, kernel.d)
+        + 24 * n * k_total
+        + 8 * 4 * BLOCK_ELEMENTS
+    )
+    check_memory(
+        needed,
+        memory_budget(max_memory, fmodel.device),
+        f"montecarlo.estimate for {n} inputs × {replicates} replicates × {n_labels} labels "
+        f"(d = {d}) and {k_total:,} parameter entries",
+        "Pass fewer inputs, replicates or selected entries (params=...).",
+    )
 
     start = time.perf_counter()
     M = n_labels * replicates
@@ -258,19 +287,18 @@ def estimate(
     }
     runs = {e: runs[e] for e in estimators}
     label_pass = _LabelSums(kernel, n_labels, replicates, hessian="neg_hessian" in runs)
-    total_calls = label_pass.n_calls(n, M) + sum(r.n_calls(n, replicates) for r in runs.values())
-    show = (
-        progress
-        if progress is not None
-        else (total_calls >= PROGRESS_MIN_CALLS and sys.stderr.isatty())
-    )
+    total_calls = label_pass.n_calls(n, M) + sum(r.n_calls(n, replicates, d) for r in runs.values())
+    if progress is None and total_calls < PROGRESS_MIN_CALLS:
+        progress = False
     mean, var, central4 = ({e: {} for e in estimators} for _ in range(3))
-    with tqdm(total=total_calls, disable=not show, desc="fishsym.montecarlo", unit="call") as bar:
+    bar = progress_bar(total_calls, "fishsym.montecarlo", progress, unit="call")
+    with bar, math_attention():
         sums = label_pass(h, labels, bar)
         for est, run in runs.items():
             sel = selections[est]
             stats = {
-                name: torch.empty(3, n, sel.count(name), dtype=torch.float64) for name in sel.names
+                name: torch.empty(3, n, sel.count(name), dtype=torch.float64, device=x.device)
+                for name in sel.names
             }
             for n0, n1, name, k0, X in run.replicate_blocks(x, sums, bar):
                 # X: [n1-n0, R, k] replicate estimates of entries k0.. of `name`
@@ -355,15 +383,16 @@ class _LabelSums:
     def __call__(self, h: Tensor, labels: Tensor, bar) -> _Sums:
         n, M = labels.shape[:2]
         d, R = self.d, self.replicates
-        G = torch.zeros(n, R, d, dtype=torch.float64)
-        S = torch.zeros(n, R, d, d, dtype=torch.float64)
-        H = torch.zeros(n, R, d, d, dtype=torch.float64) if self.hessian else None
+        dev = h.device
+        G = torch.zeros(n, R, d, dtype=torch.float64, device=dev)
+        S = torch.zeros(n, R, d, d, dtype=torch.float64, device=dev)
+        H = torch.zeros(n, R, d, d, dtype=torch.float64, device=dev) if self.hessian else None
         step = self._step(n)
         for m0 in range(0, M, step):
             m1 = min(M, m0 + step)
             out = self.per_label(labels[:, m0:m1], h)
             g = (out[0] if self.hessian else out).to(torch.float64)  # [n, L, d]
-            rep = torch.arange(m0, m1) // self.n_labels
+            rep = torch.arange(m0, m1, device=dev) // self.n_labels
             G.index_add_(1, rep, g)
             S.index_add_(1, rep, g.unsqueeze(-1) * g.unsqueeze(-2))
             if self.hessian:
@@ -394,13 +423,13 @@ class _SquaredScore:
     def _entry_step(self, n: int, R: int, d: int) -> int:
         return max(1, BLOCK_ELEMENTS // (n * R * d))
 
-    def n_calls(self, n: int, R: int) -> int:
+    def n_calls(self, n: int, R: int, d: int = 1) -> int:
         return math.ceil(n / self._input_step(self.d))
 
     def replicate_blocks(self, x: Tensor, sums: _Sums, bar):
         n, R, d = sums.G.shape
         primals = {name: self.fmodel.params[name] for name in self.sel.names}
-        basis = torch.eye(d, dtype=self.fmodel.dtype)
+        basis = torch.eye(d, dtype=self.fmodel.dtype, device=self.fmodel.device)
         step = self._input_step(d)
         iu = torch.triu_indices(d, d)
         pair_weight = torch.where(iu[0] == iu[1], 1.0, 2.0).to(torch.float64)
@@ -426,47 +455,35 @@ class _SquaredScore:
 
 
 class _NegHessian:
-    """``Î₂`` replicates ``−(G_r·w_p + u_pᵀ H_r u_p)/N`` with the jets ``(u_p, w_p)`` of
-    ``s ↦ h(θ + s e_p)`` from ``jvp`` of ``jvp``, per input and selected entry."""
+    """``Î₂`` replicates ``−(G_r·w_p + u_pᵀ H_r u_p)/N`` with ``(u_p, w_p)`` per input and
+    selected entry from the engine's verified second-derivative route (reverse over
+    reverse, :class:`fishsym.engine.generic.GenericModel`; forward-over-forward is wrong
+    through ``layer_norm``)."""
 
     def __init__(self, fmodel, sel: ParamSelection, n_labels: int):
         self.fmodel, self.sel, self.n_labels = fmodel, sel, n_labels
+        self.engine = GenericModel(fmodel)
 
-    def _entry_step(self, name: str) -> int:
-        numel = self.sel.shapes[name].numel()
-        return max(1, min(self.sel.count(name), BLOCK_ELEMENTS // 4 // numel))
+    def _entry_step(self, name: str, d: int) -> int:
+        return max(1, min(self.sel.count(name), self.engine.entry_chunk(1, name, d)))
 
-    def n_calls(self, n: int, R: int) -> int:
+    def n_calls(self, n: int, R: int, d: int = 1) -> int:
         return sum(
-            n * math.ceil(self.sel.count(name) / self._entry_step(name)) for name in self.sel.names
+            n * math.ceil(self.sel.count(name) / self._entry_step(name, d))
+            for name in self.sel.names
         )
 
-    def _jets(self, name: str):
-        fmodel = self.fmodel
-
-        def jet(w: Tensor, x: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
-            def first(w_):
-                return jvp(lambda w__: fmodel({name: w__}, x), (w_,), (e,))[1]
-
-            return jvp(first, (w,), (e,))  # (u_p, w_p), each [d]
-
-        return vmap(jet, in_dims=(None, None, 0))
-
     def replicate_blocks(self, x: Tensor, sums: _Sums, bar):
-        n = x.shape[0]
-        jets = {name: self._jets(name) for name in self.sel.names}
+        n, _, d = sums.G.shape
         for n0 in range(n):
             G, H = sums.G[n0], sums.H[n0]  # [R, d], [R, d, d]
             for name in self.sel.names:
-                theta = self.fmodel.params[name]
                 idx = self.sel.flat_indices(name)
-                step = self._entry_step(name)
+                step = self._entry_step(name, d)
                 for k0 in range(0, len(idx), step):
-                    block = idx[k0 : k0 + step]
-                    basis = torch.zeros(len(block), theta.numel(), dtype=theta.dtype)
-                    basis[torch.arange(len(block)), block] = 1
-                    u, w = jets[name](theta, x[n0], basis.reshape(len(block), *theta.shape))
-                    u, w = u.to(torch.float64), w.to(torch.float64)  # [k, d]
+                    pd = self.engine.block(x[n0 : n0 + 1], name, idx[k0 : k0 + step], d)
+                    u = pd.jac[0].T.to(torch.float64)  # [k, d]
+                    w = pd.hess_diag[0].T.to(torch.float64)
                     total = G @ w.T + torch.einsum("kc,rce,ke->rk", u, H, u)
                     bar.update(1)
                     yield n0, n0 + 1, name, k0, (-total / self.n_labels).unsqueeze(0)  # [1, R, k]

@@ -19,16 +19,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from fishsym import kernels as _kernels
+from fishsym.common import as_inputs, cast_inputs, check_memory, math_attention, memory_budget
 from fishsym.errors import NonFiniteError
-from fishsym.reference.derivatives import label_curvatures, label_scores
+from fishsym.reference.derivatives import BLOCK_ELEMENTS, label_curvatures, label_scores
 from fishsym.reference.rules import LabelRule, label_rule
-from fishsym.reference.selection import (
-    FunctionalModel,
-    ParamSelection,
-    check_inputs,
-    resolve_kernel,
-    select_params,
-)
+from fishsym.reference.selection import FunctionalModel, ParamSelection, select_params
 
 #: the estimator names of the glossary, with the exact_moments keys of each
 ESTIMATOR_KEYS = {"squared_score": ("mean1", "var1"), "neg_hessian": ("mean2", "var2")}
@@ -85,7 +81,15 @@ class ExactMoments(dict):
         return f"<ExactMoments family={self.family!r} params=[{names}] rule={self.rule!r}>"
 
 
-def exact_moments(model: nn.Module, inputs: Tensor, family, params=None) -> ExactMoments:
+def exact_moments(
+    model: nn.Module,
+    inputs,
+    family,
+    params=None,
+    *,
+    output=None,
+    max_memory: float | None = None,
+) -> ExactMoments:
     """Exact mean and variance of the single-label ``Î₁`` and ``Î₂`` per input and entry.
 
     Parameters
@@ -100,6 +104,12 @@ def exact_moments(model: nn.Module, inputs: Tensor, family, params=None) -> Exac
     params:
         Which entries to compute: ``None`` (all), a list of names (whole tensors), or
         ``{name: flat indices}`` (see :func:`fishsym.reference.selection.select_params`).
+    output:
+        Selector of the natural parameters from the model's output (tuple, dict,
+        HuggingFace-style outputs), e.g. ``lambda out: out.logits``.
+    max_memory:
+        Bytes the computation may plan to use (default: half of this machine's memory);
+        a larger request is refused before anything is allocated.
 
     Returns
     -------
@@ -112,22 +122,38 @@ def exact_moments(model: nn.Module, inputs: Tensor, family, params=None) -> Exac
     ShapeError
         Bad ``inputs``, or ``params`` naming unknown parameters / out-of-range indices.
     UnsupportedModelError
-        The family has no exact label rule (e.g. gamma, beta).
+        The family has no exact label rule (e.g. gamma, beta); a stochastic model
+        (training-mode Dropout/BatchNorm), a final Softmax/Sigmoid, no trainable parameter.
+    MemoryBudgetError
+        The per-label derivatives of the selected entries would not fit ``max_memory``.
     NonFiniteError
         The network output or a derivative is not finite.
     """
-    check_inputs(inputs)
+    x = as_inputs(inputs)
+    fmodel = FunctionalModel(model, torch.float64, output=output)
     sel = select_params(model, params)
-    fmodel = FunctionalModel(model, torch.float64)
-    x = inputs.to(torch.float64)
-    if not bool(torch.isfinite(x).all()):
-        raise NonFiniteError("exact_moments: inputs contain NaN or infinite values")
+    x = cast_inputs(x, torch.float64, fmodel.device)
+    kernel = _kernels.for_output(family, fmodel.probe(x))
     h = fmodel.outputs(x)
-    kernel = resolve_kernel(family, h.shape[1])
     kernel.check_h(h)
     rule = label_rule(kernel, h)
-    scores = label_scores(fmodel, kernel, x, rule.labels, sel)
-    curvatures = label_curvatures(fmodel, kernel, x, rule.labels, sel)
+    n, J = rule.labels.shape[:2]
+    k = sum(sel.count(name) for name in sel.names)
+    # per-label scores and curvatures [n, J, k], six [n, k] results, and the vectorised
+    # blocks (each bounded by BLOCK_ELEMENTS entries, a few alive at once)
+    working, per_entry = 8 * 4 * BLOCK_ELEMENTS, 8 * n * (2 * J + 6)
+    budget = memory_budget(max_memory, fmodel.device)
+    check_memory(
+        per_entry * k + working,
+        budget,
+        f"exact_moments for {n} inputs × {J} labels × {k:,} parameter entries",
+        f"At most {max(1, (budget - working) // per_entry):,} entries fit: select some with "
+        "params={name: flat indices} (e.g. fishsym.reference.sample_params), or pass "
+        "fewer inputs.",
+    )
+    with math_attention():
+        scores = label_scores(fmodel, kernel, x, rule.labels, sel)
+        curvatures = label_curvatures(fmodel, kernel, x, rule.labels, sel)
     weights = rule.weights.unsqueeze(-1)  # [n, J, 1]
 
     moments = {key: {} for key in ("mean1", "var1", "mean2", "var2")}

@@ -19,49 +19,15 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
-from fishsym.errors import ShapeError, UnknownFamilyError
+from fishsym import kernels as _kernels
+from fishsym.common import ModelView, as_inputs, check_count, check_generator
+from fishsym.errors import ShapeError
 
 
 # ---------------------------------------------------------------------------------- family
-def resolve_kernel(family, out_dim: int):
-    """The ``FamilyKernel`` of ``family`` for a network with ``out_dim`` outputs.
-
-    ``family`` is a registered name (its size argument, e.g. ``C`` for ``"categorical"``,
-    is inferred from ``out_dim``), an ``ExponentialFamily`` instance, or a kernel (an
-    object with ``log_prob`` and ``d``), which is used as it is.
-
-    Raises :class:`ShapeError` when the kernel's natural dimension ``d`` differs from
-    ``out_dim``.
-    """
-    from fishsym import kernels
-    from fishsym.symbolic import families
-
-    if isinstance(family, str):
-        entry = families.entry(family)  # raises UnknownFamilyError with the valid names
-        sizes = {}
-        if entry.output_size == "C_minus_1":
-            sizes["C"] = out_dim + 1
-        elif entry.output_size is not None:
-            sizes[entry.output_size] = out_dim
-        kernel = kernels.get(family, **sizes)
-    elif hasattr(family, "log_prob") and hasattr(family, "d"):
-        kernel = family
-    elif hasattr(family, "log_partition") and hasattr(family, "suff_stat"):
-        kernel = kernels.get(family)
-    else:
-        raise UnknownFamilyError(
-            f"family must be a registered family name, an ExponentialFamily or a FamilyKernel; "
-            f"got {type(family).__name__}"
-        )
-    if kernel.d != out_dim:
-        raise ShapeError(
-            f"family {kernel.name!r} has d = {kernel.d} natural parameters but the model "
-            f"outputs {out_dim} numbers per input; the network's output must be the natural "
-            f"parameter h of the family"
-        )
-    return kernel
+#: the one family resolver of every numeric entry point (:func:`fishsym.kernels.for_output`)
+resolve_kernel = _kernels.for_output
 
 
 # ---------------------------------------------------------------------------------- params
@@ -189,12 +155,8 @@ def sample_params(
     Returns a ``params`` mapping ``{name: LongTensor of flat indices}`` (sorted) for the
     cross-checks. A group with at most ``per_group`` entries is taken whole.
     """
-    if int(per_group) != per_group or per_group < 1:
-        raise ShapeError(f"per_group must be a positive integer; got {per_group!r}")
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(
-            "generator must be a torch.Generator, e.g. torch.Generator().manual_seed(0)"
-        )
+    per_group = check_count(per_group, "per_group")
+    check_generator(generator)
     groups: dict[str, list[tuple[str, int]]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -214,46 +176,17 @@ def sample_params(
 
 
 # ---------------------------------------------------------------------------------- model
-class FunctionalModel:
-    """``h(x; θ)`` for ONE input, with some parameters replaced (for ``torch.func``).
-
-    The module is never modified: parameters and buffers are detached copies in
-    ``dtype`` (buffers that are not floating point are kept as they are). Each input is
-    evaluated on its own, as a batch of one, so the model must not couple the inputs of
-    a batch (e.g. batch normalisation in training mode).
-    """
-
-    def __init__(self, model: nn.Module, dtype: torch.dtype):
-        self.model = model
-        self.dtype = dtype
-        self.params = {n: p.detach().to(dtype) for n, p in model.named_parameters()}
-        self.buffers = {
-            n: (b.detach().to(dtype) if b.is_floating_point() else b.detach())
-            for n, b in model.named_buffers()
-        }
+class FunctionalModel(ModelView):
+    """The shared :class:`~fishsym.common.ModelView` (a private copy of the model, never
+    the model itself), called on ONE input: ``fmodel(replaced, x)`` is ``h`` ``[d]`` for
+    an input ``x`` without batch axis, the form ``torch.func`` transforms need. Each
+    input is evaluated on its own, so the model must not couple the inputs of a batch
+    (the view refuses training-mode batch normalisation)."""
 
     def __call__(self, replaced: Mapping[str, Tensor], x: Tensor) -> Tensor:
-        """``h`` of shape ``[d]`` for one input ``x`` (no batch dimension)."""
-        h = functional_call(
-            self.model, {**self.buffers, **self.params, **replaced}, (x.unsqueeze(0),)
-        )
-        return h.reshape(-1)
-
-    def outputs(self, inputs: Tensor) -> Tensor:
-        """``h`` for a batch, ``[n, d]``, without gradients."""
-        with torch.no_grad():
-            h = functional_call(self.model, {**self.buffers, **self.params}, (inputs,))
-        return h.reshape(h.shape[0], -1)
+        return self.single(replaced, x)
 
 
-def check_inputs(inputs: Tensor, argname: str = "inputs") -> None:
-    """``inputs`` must be a tensor with a leading batch dimension of at least one row."""
-    if not isinstance(inputs, Tensor):
-        raise ShapeError(
-            f"{argname} must be a torch.Tensor [n_inputs, ...]; got {type(inputs).__name__}"
-        )
-    if inputs.dim() < 1 or inputs.shape[0] < 1:
-        raise ShapeError(
-            f"{argname} must have shape [n_inputs, ...] with n_inputs ≥ 1; "
-            f"got {tuple(inputs.shape)}"
-        )
+def check_inputs(inputs, argname: str = "inputs") -> Tensor:
+    """The shared input check (:func:`fishsym.common.as_inputs`)."""
+    return as_inputs(inputs, argname)

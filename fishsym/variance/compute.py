@@ -25,17 +25,26 @@ inputs, never a per-parameter-per-input tensor unless ``per_sample=True``.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 import warnings
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from fishsym import engine as _engine
+from fishsym import kernels as _kernels
+from fishsym.common import (
+    ModelView,
+    as_inputs,
+    cast_inputs,
+    check_count,
+    check_dtype,
+    check_memory,
+    memory_budget,
+)
+from fishsym.common.progress import progress_bar
 from fishsym.engine import ParamDerivatives, StructuredMLP
-from fishsym.errors import DomainError, NonFiniteError, ShapeError
+from fishsym.errors import ArgumentTypeError, DomainError, NonFiniteError, ShapeError
 from fishsym.variance.result import FisherVariances
 
 #: peak working memory the default chunk size aims at (bytes), structured path
@@ -59,50 +68,8 @@ class DerivativeWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------- the family
-def resolve_kernel(family, out_dim: int):
-    """The family kernel for a network with ``out_dim`` outputs.
-
-    ``family`` is a registered name (its size argument is inferred from ``out_dim`` as
-    declared by ``families.entry(name).output_size``: ``"C"`` and ``"d"`` take ``out_dim``,
-    ``"C_minus_1"`` takes ``out_dim + 1``, ``None`` means a fixed size), an
-    ``ExponentialFamily``, or an already built kernel.
-
-    Raises :class:`ShapeError` when ``out_dim`` differs from the family's natural dimension.
-    """
-    from fishsym import kernels
-    from fishsym.symbolic import ExponentialFamily, families
-
-    if isinstance(family, str):
-        size = families.entry(family).output_size
-        sizes = {}
-        if size in ("C", "d"):
-            sizes = {size: out_dim}
-        elif size == "C_minus_1":
-            sizes = {"C": out_dim + 1}
-        elif size is not None:
-            raise ValueError(f"family {family!r} declares an unknown output_size {size!r}")
-        try:
-            kernel = kernels.get(family, **sizes)
-        except (ValueError, TypeError) as err:
-            raise ShapeError(
-                f"the model has {out_dim} output(s), which does not fit family {family!r} "
-                f"(inferred sizes {sizes}): {err}"
-            ) from err
-    elif isinstance(family, ExponentialFamily):
-        kernel = kernels.get(family)
-    elif all(hasattr(family, attr) for attr in ("quadratic", "quartic", "spectrum", "check_h")):
-        kernel = family
-    else:
-        raise TypeError(
-            "family must be a registered family name, an ExponentialFamily or a family kernel; "
-            f"got {type(family).__name__}"
-        )
-    if kernel.d != out_dim:
-        raise ShapeError(
-            f"the model has {out_dim} output(s) but family {kernel.name!r} has d = {kernel.d} "
-            "natural parameters; the model's output must be the natural parameter h"
-        )
-    return kernel
+#: the one family resolver (kept under its old name for callers of this module)
+resolve_kernel = _kernels.for_output
 
 
 def unit_moments(
@@ -255,47 +222,36 @@ class _Sums:
                 store["var1_lower"] -= s
 
 
-def _check_inputs(inputs) -> Tensor:
-    if not isinstance(inputs, Tensor):
-        try:
-            inputs = torch.as_tensor(inputs)
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(
-                f"inputs must be a tensor [n_inputs, ...]; got {type(inputs).__name__}"
-            ) from None
-    if inputs.dim() < 1 or inputs.shape[0] == 0:
-        raise ShapeError(
-            f"inputs must have a leading input axis with at least one input; got shape "
-            f"{tuple(inputs.shape)}"
-        )
-    if inputs.is_complex() or inputs.dtype == torch.bool:
-        raise TypeError(f"inputs must be real numbers; got dtype {inputs.dtype}")
-    if inputs.is_floating_point():
-        bad = ~torch.isfinite(inputs.reshape(inputs.shape[0], -1)).all(1)
-        if bad.any():
-            rows = bad.nonzero().flatten()[:5].tolist()
-            raise NonFiniteError(
-                f"inputs contain NaN or inf (rows {rows}{' …' if bad.sum() > 5 else ''}); "
-                "every input must be finite"
-            )
-    return inputs
+class _GenericClock:
+    """Projects the generic path's total time once, from its throughput (parameter
+    entries × inputs per second) measured after the first block, which also pays for
+    the one-time tracing of the vectorised transforms and would overstate the cost."""
 
+    #: blocks timed (after the first) before the projection is made
+    BLOCKS = 2
 
-def _check_params(model: nn.Module) -> list[str]:
-    """Raise on non-finite parameters or buffers; return the frozen parameter names."""
-    frozen = []
-    for name, p in model.named_parameters():
-        if not torch.isfinite(p.detach()).all():
-            raise NonFiniteError(
-                f"parameter {name!r} of the model contains NaN or inf; every parameter must "
-                "be finite"
-            )
-        if not p.requires_grad:
-            frozen.append(name)
-    for name, b in model.named_buffers():
-        if b.is_floating_point() and not torch.isfinite(b).all():
-            raise NonFiniteError(f"buffer {name!r} of the model contains NaN or inf")
-    return frozen
+    def __init__(self, total_units: int):
+        self.total = total_units
+        self.done = 0
+        self.blocks = 0
+        self.start: float | None = None
+        self.warm_units = 0
+        self.t0 = time.perf_counter()
+        self.reported = False
+
+    def tick(self, units: int) -> float | None:
+        """Record a finished block of ``units``; return the projected total seconds once."""
+        now = time.perf_counter()
+        self.done += units
+        self.blocks += 1
+        if self.blocks == 1:
+            self.start, self.warm_units = now, self.done
+            return None
+        if self.reported or self.blocks <= self.BLOCKS or self.done >= self.total:
+            return None
+        self.reported = True
+        rate = (self.done - self.warm_units) / max(now - self.start, 1e-9)
+        return (now - self.t0) + (self.total - self.done) / rate
 
 
 def _check_h(kernel, h: Tensor, rows: slice) -> None:
@@ -339,6 +295,8 @@ def fisher_variances(
     chunk_size: int | None = None,
     path: str = "auto",
     progress: bool | None = None,
+    output=None,
+    max_memory: float | None = None,
 ) -> FisherVariances:
     """Exact conditional Fisher diagonal and single-label estimator variances of every
     parameter, averaged over ``inputs`` (THEORY §2, §3, §5, §7).
@@ -372,8 +330,14 @@ def fisher_variances(
         ``"auto"`` (structured for supported ``nn.Sequential`` MLPs, else generic with a
         warning), ``"structured"`` or ``"generic"``.
     progress:
-        Show a progress bar: ``None`` shows one only for runs still going after
-        ``PROGRESS_DELAY`` seconds.
+        Show a progress bar: ``None`` shows one only on a terminal or in a notebook, for
+        runs still going after ``PROGRESS_DELAY`` seconds.
+    output:
+        Selector of the natural parameters from the model's output, for models that
+        return a tuple, dict or HuggingFace-style object (``lambda out: out.logits``).
+    max_memory:
+        Bytes the result may take (default: half of this machine's memory); a
+        ``per_sample`` request over it is refused before anything is allocated.
 
     Returns
     -------
@@ -383,42 +347,55 @@ def fisher_variances(
 
     Raises
     ------
-    ShapeError, NonFiniteError, DomainError, UnsupportedModelError
+    ShapeError, NonFiniteError, DomainError, UnsupportedModelError, MemoryBudgetError
         Output dimension ≠ family dimension; NaN/inf inputs or parameters (or results);
-        natural parameters outside the family's domain; stochastic modules.
+        natural parameters outside the family's domain; stochastic modules, a final
+        Softmax/Sigmoid (probabilities instead of natural parameters), no trainable
+        parameter; a ``per_sample`` result over ``max_memory``.
     """
-    dtype = torch.float64 if dtype is None else dtype
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch dtype (float64 or float32); got {dtype!r}")
-    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
-    x = _check_inputs(inputs)
-    frozen = _check_params(model) if isinstance(model, nn.Module) else []
-    eng = _engine.select(model, dtype, path)
-    if frozen:
+    dtype = check_dtype(dtype)
+    if chunk_size is not None:
+        chunk_size = check_count(chunk_size, "chunk_size")
+    for flag, value in (("per_sample", per_sample), ("bounds", bounds)):
+        if not isinstance(value, bool):
+            raise ArgumentTypeError(f"{flag} must be True or False; got {value!r}")
+    x = as_inputs(inputs)
+    view = ModelView(model, dtype, output=output)
+    x = cast_inputs(x, dtype, view.device)
+    out_dim = view.probe(x)
+    eng = _engine.select(view, path)
+    if view.frozen:
         warnings.warn(
-            f"skipping {len(frozen)} parameter(s) with requires_grad=False: {', '.join(frozen)}",
+            f"skipping {len(view.frozen)} parameter(s) with requires_grad=False: "
+            f"{', '.join(view.frozen)}",
             DerivativeWarning,
             stacklevel=2,
         )
-    first = next(iter(model.parameters()), None)
-    if first is not None:
-        x = x.to(first.device)  # computations run where the model lives
     n_inputs = x.shape[0]
     structured = isinstance(eng, StructuredMLP)
     if structured:
-        out_dim = eng.output_dim
         itemsize = torch.finfo(dtype).bits // 8
         default_chunk = max(1, MEMORY_BUDGET // (eng.floats_per_input() * itemsize))
     else:
-        out_dim = eng.output(x[:1]).shape[1]
         default_chunk = GENERIC_INPUT_CHUNK
-    kernel = resolve_kernel(family, out_dim)
-    chunk = min(n_inputs, int(chunk_size) if chunk_size is not None else default_chunk)
+    kernel = _kernels.for_output(family, out_dim)
+    chunk = min(n_inputs, chunk_size if chunk_size is not None else default_chunk)
 
     names = eng.param_names()
-    params = dict(model.named_parameters())
-    shapes = {name: params[name].shape for name in names}
+    shapes = {name: view.params[name].shape for name in names}
+    n_quantities = len(_POWER2 + _POWER4) if bounds else len(_POWER2 + _POWER4) - len(_BOUNDS)
+    n_entries = sum(s.numel() for s in shapes.values())
+    itemsize = torch.finfo(dtype).bits // 8
+    budget = memory_budget(max_memory, view.device)
+    per_input_bytes = n_entries * n_quantities * itemsize
+    check_memory(
+        per_input_bytes * (n_inputs if per_sample else 1),
+        budget,
+        f"fisher_variances(per_sample={per_sample}) for {n_inputs} inputs × {n_entries:,} "
+        f"parameter entries × {n_quantities} quantities",
+        f"At most {max(0, budget // per_input_bytes):,} inputs fit per_sample=True; pass "
+        "fewer inputs, per_sample=False (input averages), or a larger max_memory.",
+    )
     sums = _Sums(shapes, n_inputs, dtype, per_sample, bounds, x.device)
     methods: dict[str, set[str]] = {}
 
@@ -427,17 +404,11 @@ def fisher_variances(
         total = len(starts)
     else:
         total = len(starts) * sum(
-            math.ceil(p.numel() / eng.entry_chunk(chunk, name)) for name, p in eng.params.items()
+            -(-p.numel() // eng.entry_chunk(chunk, name, out_dim))
+            for name, p in eng.params.items()
         )
-    bar = tqdm(
-        total=total,
-        desc="fisher_variances",
-        unit="step",
-        leave=False,
-        delay=0 if progress else PROGRESS_DELAY,
-        disable=progress is False,
-    )
-    t0, done, warned = time.perf_counter(), 0, False
+    bar = progress_bar(total, "fisher_variances", progress, delay=PROGRESS_DELAY, unit="step")
+    clock = _GenericClock(n_entries * n_inputs)
     with torch.no_grad() if structured else contextlib.nullcontext():
         for start in starts:
             rows = slice(start, min(start + chunk, n_inputs))
@@ -445,7 +416,7 @@ def fisher_variances(
             if structured:
                 h, blocks = eng.derivatives(xc)
             else:
-                h, blocks = eng.output(xc), eng.blocks(xc)
+                h, blocks = eng.output(xc), eng.blocks(xc, d=out_dim)
             _check_h(kernel, h, rows)
             spectrum = None
             if bounds:
@@ -463,18 +434,16 @@ def fisher_variances(
             for pd in blocks:
                 sums.add(pd, unit_moments(kernel, h, pd.jac, pd.hess_diag, spectrum), rows)
                 bar.update(1)
-                done += 1
-                if not warned:
-                    warned = True
-                    estimate = (time.perf_counter() - t0) * total / done
-                    if estimate > GENERIC_WARN_SECONDS:
-                        warnings.warn(
-                            f"generic path: about {estimate:.0f} s for {eng.n_entries()} "
-                            f"parameter entries × {n_inputs} inputs (one forward-over-forward "
-                            "pass each); the structured path needs an nn.Sequential MLP",
-                            DerivativeWarning,
-                            stacklevel=2,
-                        )
+                estimate = clock.tick(pd.jac.shape[0] * pd.jac.shape[2])
+                if estimate is not None and estimate > GENERIC_WARN_SECONDS:
+                    warnings.warn(
+                        f"generic path: about {estimate:.0f} s in all for {n_entries:,} "
+                        f"parameter entries × {n_inputs} inputs (about 2d backward passes "
+                        "each, measured on the blocks done so far); the structured path "
+                        "needs an nn.Sequential MLP",
+                        DerivativeWarning,
+                        stacklevel=2,
+                    )
     bar.close()
     return _finish(
         sums,

@@ -15,7 +15,13 @@ import torch
 
 import fishsym
 from fishsym import kernels
-from fishsym.errors import NonFiniteError, NoSamplerError, ShapeError
+from fishsym.errors import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    NonFiniteError,
+    NoSamplerError,
+    ShapeError,
+)
 from fishsym.montecarlo import ZERO_ULPS, compare, estimate, plot_convergence
 from fishsym.nets import mlp
 from fishsym.reference import exact_moments
@@ -241,15 +247,19 @@ class _NoSampler:
 def test_bad_input():
     net, x = net_and_inputs(3)
     gen = torch.Generator().manual_seed(0)
-    with pytest.raises(ShapeError, match="n_labels"):
-        estimate(net, x, "categorical", 1, 10, gen)
-    with pytest.raises(ShapeError, match="replicates"):
+    with pytest.raises(InvalidArgumentError, match="n_labels"):
+        estimate(net, x, "categorical", 0, 10, gen)
+    with pytest.raises(ArgumentTypeError, match="n_labels"):
+        estimate(net, x, "categorical", None, 10, gen)
+    with pytest.raises(InvalidArgumentError, match="replicates"):
         estimate(net, x, "categorical", 10, 1, gen)
+    with pytest.raises(ArgumentTypeError, match="dtype"):
+        estimate(net, x, "categorical", 2, 2, gen, dtype=torch.int64)
     with pytest.raises(ShapeError, match="valid names"):
         estimate(net, x, "categorical", 2, 2, gen, params=["missing.weight"])
     with pytest.raises(ShapeError, match="outside the valid range"):
         estimate(net, x, "categorical", 2, 2, gen, params={"0.weight": [99]})
-    with pytest.raises(ShapeError, match="estimators"):
+    with pytest.raises(InvalidArgumentError, match="estimators"):
         estimate(net, x, "categorical", 2, 2, gen, estimators=("fisher",))
     with pytest.raises(TypeError, match="torch.Generator"):
         estimate(net, x, "categorical", 2, 2, 0)

@@ -403,8 +403,26 @@ def test_bad_arguments(oracle):
 
 def test_generic_path_warns_about_cost(oracle, monkeypatch):
     monkeypatch.setattr(fishsym.variance.compute, "GENERIC_WARN_SECONDS", 0.0)
+    monkeypatch.setattr(fishsym.engine.generic, "GENERIC_BATCH", 1)  # one entry per block
     with pytest.warns(fishsym.variance.DerivativeWarning, match=r"about \d+ s"):
-        fishsym.fisher_variances(mlp([3, 3]), inputs(2, 3), "categorical", path="generic")
+        fishsym.fisher_variances(mlp([3, 3]), inputs(1, 3), "categorical", path="generic")
+
+
+def test_generic_cost_projection_ignores_the_warm_up_block(monkeypatch):
+    """Regression (issue 9.13): the projection was made from the first block, which also
+    pays for tracing the vectorised transforms, and came out 5–16× too high. Here the
+    first block takes 10 s and every later one 1 s, for 100 equal blocks: the projection
+    must be the true total, 10 + 99 = 109 s (the old rule gave 10 × 100 = 1000 s)."""
+    now = [0.0]
+    monkeypatch.setattr(fishsym.variance.compute.time, "perf_counter", lambda: now[0])
+    clock = fishsym.variance.compute._GenericClock(total_units=100)
+    projections = []
+    for block in range(100):
+        now[0] += 10.0 if block == 0 else 1.0
+        projections.append(clock.tick(1))
+    made = [p for p in projections if p is not None]
+    assert len(made) == 1
+    assert made[0] == pytest.approx(109.0)
 
 
 # --------------------------------------------------------------------------- family argument

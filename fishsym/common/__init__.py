@@ -1,0 +1,53 @@
+"""What every numeric entry point shares: argument checks and the functional view of
+the user's model (a private copy; the original is never modified).
+
+Stage order: ``symbolic → kernels → common → engine → variance → reference/montecarlo``.
+"""
+
+from fishsym.common.inputs import (
+    WORKING_DTYPES,
+    as_inputs,
+    cast_inputs,
+    check_choice,
+    check_count,
+    check_dtype,
+    check_generator,
+    check_positive,
+    check_probability,
+    check_real,
+)
+from fishsym.common.model import (
+    SQUASHING,
+    ModelView,
+    check_deterministic,
+    check_memory,
+    is_identity_dropout,
+    math_attention,
+    memory_budget,
+    shared_parameters,
+)
+
+#: the estimators of THEORY §2, named by what they are (the glossary's one definition)
+ESTIMATORS = ("squared_score", "neg_hessian")
+
+__all__ = [
+    "ESTIMATORS",
+    "ModelView",
+    "SQUASHING",
+    "WORKING_DTYPES",
+    "as_inputs",
+    "cast_inputs",
+    "check_choice",
+    "check_count",
+    "check_deterministic",
+    "check_dtype",
+    "check_generator",
+    "check_memory",
+    "check_positive",
+    "check_probability",
+    "check_real",
+    "is_identity_dropout",
+    "math_attention",
+    "memory_budget",
+    "shared_parameters",
+]

@@ -1,0 +1,355 @@
+"""The functional view of a user's model, shared by every numeric entry point.
+
+fishsym never modifies the user's model — not its parameters, buffers, flags, mode or
+hooks. Every evaluation therefore runs on a **private copy** of the module tree whose
+parameters and buffers are replaced, call by call, by cast copies
+(``torch.func.functional_call``). The copy matters: ``functional_call`` on a model that
+uses one module twice (tied weights) leaves that module's parameters behind as plain
+tensors with ``requires_grad=False`` (PyTorch 2.13, with or without ``tie_weights``), so
+calling it on the user's model would corrupt it. The copy shares nothing with the
+original (its own tensors are shape-only ``meta`` placeholders, so it costs no memory).
+
+The view also owns the checks every entry point needs before it can define
+``I(θ|x)`` at all (THEORY §1):
+
+* the model is deterministic per input (no training-mode Dropout, BatchNorm, RReLU);
+* its output is the natural parameter ``h`` ``[n_inputs, d]``: a tuple, dict or
+  HuggingFace-style output needs an explicit ``output=`` selector, and an output taken
+  straight from a final ``Softmax`` / ``LogSoftmax`` / ``Sigmoid`` / ``LogSigmoid`` /
+  ``Softmin`` (probabilities, not natural parameters) is refused;
+* it has trainable parameters, all finite;
+* parameters used by more than one module (tied weights) are listed in
+  :attr:`ModelView.shared` (``h`` is then not affine in them per use; the generic path
+  handles them exactly, the structured path refuses them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from fishsym.errors import (
+    ArgumentTypeError,
+    MemoryBudgetError,
+    NonFiniteError,
+    ShapeError,
+    UnsupportedModelError,
+)
+
+#: modules whose output is a probability (or log-probability), never a natural parameter
+SQUASHING = (nn.Softmax, nn.LogSoftmax, nn.Sigmoid, nn.LogSigmoid, nn.Softmin, nn.Softmax2d)
+
+
+# --------------------------------------------------------------------------- determinism
+def is_identity_dropout(module: nn.Module) -> bool:
+    """``True`` for a dropout module that currently passes its input through unchanged."""
+    return isinstance(module, nn.modules.dropout._DropoutNd) and (
+        not module.training or float(module.p) == 0.0
+    )
+
+
+def check_deterministic(model: nn.Module) -> None:
+    """Raise :class:`UnsupportedModelError` naming the first module that makes the model's
+    output random or batch-dependent (training-mode Dropout, BatchNorm, RReLU)."""
+    for name, module in model.named_modules():
+        where = name or type(model).__name__
+        if isinstance(module, nn.modules.dropout._DropoutNd) and not is_identity_dropout(module):
+            raise UnsupportedModelError(
+                f"module {where!r} ({type(module).__name__}, p={module.p}) is in training mode: "
+                "its output is random, so the Fisher information and the estimator variances "
+                "are not defined per input. Call model.eval() first."
+            )
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training:
+            raise UnsupportedModelError(
+                f"module {where!r} ({type(module).__name__}) is in training mode: it normalises "
+                "with batch statistics, which couples the inputs of a batch (and would update "
+                "its running statistics). Call model.eval() first (it then uses its running "
+                "statistics)."
+            )
+        if isinstance(module, nn.RReLU) and module.training:
+            raise UnsupportedModelError(
+                f"module {where!r} (RReLU) is in training mode: its negative slope is random. "
+                "Call model.eval() first."
+            )
+
+
+def shared_parameters(model: nn.Module) -> dict[str, list[str]]:
+    """Parameters reachable under more than one name (tied weights, a module used
+    twice): ``{first name: [every name]}``."""
+    names: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    return {aliases[0]: aliases for aliases in names.values() if len(aliases) > 1}
+
+
+def _private_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of the module tree whose parameters and buffers are shape-only
+    ``meta`` placeholders (every call replaces them), sharing preserved."""
+    memo: dict[int, object] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception as err:  # noqa: BLE001 — any failure of the user's __deepcopy__
+        raise UnsupportedModelError(
+            f"fishsym evaluates a private copy of the model so that the original is never "
+            f"modified, but copy.deepcopy({type(model).__name__}) failed: {err}"
+        ) from err
+
+
+# --------------------------------------------------------------------------- the view
+class ModelView:
+    """``h(x; θ)`` of a user's model, evaluated on a private copy with cast parameters.
+
+    Parameters
+    ----------
+    model:
+        The user's ``nn.Module``; read, never modified.
+    dtype:
+        Working dtype: floating parameters and buffers are cast copies in it.
+    output:
+        Optional selector applied to the model's raw output (``lambda out: out.logits``,
+        ``lambda out: out[0]``); its result must be the natural parameter tensor.
+    device:
+        Where to compute (default: the device of the model's first parameter).
+
+    Attributes
+    ----------
+    params:
+        ``{name: tensor}`` of the trainable parameters (``requires_grad=True``), in model
+        order, one name per tensor (the first, for tied weights).
+    constants:
+        Frozen parameters and buffers.
+    frozen:
+        Names of the frozen parameters.
+    shared:
+        ``{name: aliases}`` of trainable parameters used under several names.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dtype: torch.dtype = torch.float64,
+        output: Callable | None = None,
+        device=None,
+    ):
+        if not isinstance(model, nn.Module):
+            raise ArgumentTypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        if output is not None and not callable(output):
+            raise ArgumentTypeError(
+                "output must be None or a callable selecting the natural parameters from the "
+                f"model's output (e.g. lambda out: out.logits); got {output!r}"
+            )
+        check_deterministic(model)
+        self.model = model
+        self.dtype = dtype
+        self.output = output
+        first = next(iter(model.parameters()), None)
+        self.device = torch.device(device) if device is not None else (
+            first.device if first is not None else torch.device("cpu")
+        )
+        self.params: dict[str, Tensor] = {}
+        self.constants: dict[str, Tensor] = {}
+        self.frozen: list[str] = []
+        for name, p in model.named_parameters():
+            if not bool(torch.isfinite(p.detach()).all()):
+                raise NonFiniteError(
+                    f"parameter {name!r} of the model contains NaN or inf; every parameter "
+                    "must be finite"
+                )
+            t = p.detach().to(device=self.device, dtype=dtype)
+            if p.requires_grad:
+                self.params[name] = t
+            else:
+                self.constants[name] = t
+                self.frozen.append(name)
+        for name, b in model.named_buffers():
+            if b.is_floating_point() and not bool(torch.isfinite(b).all()):
+                raise NonFiniteError(f"buffer {name!r} of the model contains NaN or inf")
+            cast = b.detach().to(device=self.device)
+            self.constants[name] = cast.to(dtype) if b.is_floating_point() else cast
+        if not self.params:
+            raise UnsupportedModelError(
+                "the model has no trainable parameters (every parameter has "
+                "requires_grad=False); fishsym computes the Fisher information of the "
+                "trainable ones — call p.requires_grad_(True) on those you want"
+            )
+        self.shared = {k: v for k, v in shared_parameters(model).items() if k in self.params}
+        self.module = _private_copy(model)
+
+    # ------------------------------------------------------------------ evaluation
+    def raw(self, params: Mapping[str, Tensor] | None, x: Tensor):
+        """The (selected) output of the copy for a batch ``x``, with ``params`` replacing
+        some trainable parameters."""
+        tensors = {**self.constants, **self.params, **(params or {})}
+        out = functional_call(self.module, tensors, (x,))
+        return self.output(out) if self.output is not None else out
+
+    def __call__(self, params: Mapping[str, Tensor] | None, x: Tensor) -> Tensor:
+        """``h`` ``[n, d]`` for a batch (:meth:`batch`)."""
+        return self.batch(params, x)
+
+    def batch(self, params: Mapping[str, Tensor] | None, x: Tensor) -> Tensor:
+        """``h`` ``[n, d]`` for a batch ``x`` ``[n, ...]`` (differentiable; for ``torch.func``)."""
+        h = self.raw(params, x)
+        if not isinstance(h, Tensor):
+            raise self._not_a_tensor(h)
+        return h.reshape(h.shape[0], -1) if h.dim() > 1 else h.reshape(-1, 1)
+
+    def single(self, params: Mapping[str, Tensor] | None, x: Tensor) -> Tensor:
+        """``h`` ``[d]`` for ONE input ``x`` (no batch axis), as ``torch.func`` transforms
+        vectorised over inputs need."""
+        return self.batch(params, x.unsqueeze(0))[0]
+
+    def outputs(self, x: Tensor) -> Tensor:
+        """``h`` ``[n, d]`` for a batch, without gradients."""
+        with torch.no_grad():
+            return self.batch(None, x)
+
+    def _not_a_tensor(self, out) -> UnsupportedModelError:
+        kind = type(out).__name__
+        if isinstance(out, Mapping) or hasattr(out, "keys"):
+            keys = list(out.keys())[:4]
+            hint = f"output=lambda out: out[{keys[0]!r}]" if keys else "output=..."
+            return UnsupportedModelError(
+                f"the model returned a {kind} (keys {keys}), not the natural-parameter tensor; "
+                f"pass an output selector, e.g. {hint}"
+            )
+        if isinstance(out, (tuple, list)):
+            return UnsupportedModelError(
+                f"the model returned a {kind} of {len(out)} items, not the natural-parameter "
+                "tensor; pass an output selector, e.g. output=lambda out: out[0]"
+            )
+        return UnsupportedModelError(
+            f"the model (after the output selector) returned a {kind}, not a tensor of natural "
+            "parameters [n_inputs, d]"
+        )
+
+    # ------------------------------------------------------------------ checks
+    def probe(self, x: Tensor) -> int:
+        """Check the output on the first inputs of ``x`` and return ``d``.
+
+        Raises :class:`UnsupportedModelError` when the output is not a tensor or comes
+        straight from a squashing module (probabilities instead of natural parameters),
+        and :class:`ShapeError` when its leading axis is not the input axis.
+        """
+        x1 = x[:2]
+        seen: list[tuple[nn.Module, object]] = []
+
+        def record(module, args, out):
+            if isinstance(module, SQUASHING):
+                seen.append((module, out))
+
+        handles = [m.register_forward_hook(record) for m in self.module.modules()]
+        try:
+            with torch.no_grad():
+                raw = self.raw(None, x1)
+        except (RuntimeError, TypeError, IndexError, ValueError) as err:
+            one_d = (
+                " A 1-D tensor is read as a batch of scalar inputs; for one input of shape "
+                f"{tuple(x.shape)} pass x.unsqueeze(0)."
+                if x.dim() == 1
+                else ""
+            )
+            raise ShapeError(
+                f"the model failed on inputs of shape {tuple(x1.shape)} (the first inputs "
+                f"of {tuple(x.shape)}; dtype {x.dtype}): {type(err).__name__}: {err}. "
+                f"inputs must be [n_inputs, *input_shape].{one_d}"
+            ) from err
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not isinstance(raw, Tensor):
+            raise self._not_a_tensor(raw)
+        squash = next((m for m, out in seen if out is raw), None)
+        if squash is not None:
+            name = next((n for n, m in self.module.named_modules() if m is squash), "?")
+            raise UnsupportedModelError(
+                f"the model's output comes straight from module {name!r} "
+                f"({type(squash).__name__}): probabilities, not the natural parameters h of "
+                "an exponential family. Pass the logits instead (drop the final "
+                f"{type(squash).__name__}, e.g. model[:-1] for an nn.Sequential); fishsym's "
+                "families apply the link themselves (\"categorical\" takes logits, "
+                "\"bernoulli\" / \"independent_bernoulli\" take log-odds)"
+            )
+        if raw.dim() == 0 or raw.shape[0] != x1.shape[0]:
+            raise ShapeError(
+                f"for inputs of shape {tuple(x1.shape)} the model returned shape "
+                f"{tuple(raw.shape)}: its leading axis must be the input axis [n_inputs, d]. "
+                "Inputs need a leading batch axis (for one input use x.unsqueeze(0))"
+            )
+        return int(raw[0].numel())
+
+
+def math_attention():
+    """A context selecting the math backend of ``scaled_dot_product_attention``: the fused
+    CPU/GPU kernels lack double-backward or forward-mode rules that second derivatives
+    need. A no-op where the selection API is missing."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - older torch
+        return contextlib.nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
+
+
+# --------------------------------------------------------------------------- memory
+#: default share of the machine's memory one request may plan to use
+MEMORY_SHARE = 0.5
+
+
+def memory_budget(max_memory: float | None = None, device=None) -> int:
+    """Bytes a request may allocate: ``max_memory`` when given, else
+    :data:`MEMORY_SHARE` of the free memory of a CUDA ``device`` or of the physical
+    memory of this machine."""
+    if max_memory is not None:
+        if isinstance(max_memory, bool) or not isinstance(max_memory, (int, float)) or not (
+            max_memory > 0
+        ):
+            raise ArgumentTypeError(
+                f"max_memory must be a positive number of bytes or None; got {max_memory!r}"
+            )
+        return int(max_memory)
+    if device is not None and torch.device(device).type == "cuda":
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(MEMORY_SHARE * free)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    return int(MEMORY_SHARE * total)
+
+
+def check_memory(needed: float, budget: int, what: str, advice: str) -> None:
+    """Raise :class:`MemoryBudgetError` before allocating ``needed`` bytes over ``budget``."""
+    if needed > budget:
+        raise MemoryBudgetError(
+            f"{what} needs about {_bytes(needed)}, over the memory budget of {_bytes(budget)} "
+            f"(max_memory; default {MEMORY_SHARE:.0%} of this machine's memory). {advice}"
+        )
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+__all__ = [
+    "ModelView",
+    "SQUASHING",
+    "check_deterministic",
+    "check_memory",
+    "is_identity_dropout",
+    "math_attention",
+    "memory_budget",
+    "shared_parameters",
+]
