@@ -33,54 +33,6 @@ def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-# --------------------------------------------------------------------------- "unchanged"
-def snapshot(model: nn.Module) -> dict:
-    """Everything an entry point could change: every parameter (under every alias) with
-    its identity, type, flag, dtype, device, value and grad; buffers; modes; hooks."""
-    snap = {"params": [], "buffers": [], "modules": []}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        snap["params"].append(
-            (
-                name,
-                id(p),
-                type(p).__name__,
-                p.requires_grad,
-                p.dtype,
-                p.device,
-                p.detach().clone(),
-                None if p.grad is None else p.grad.clone(),
-            )
-        )
-    for name, b in model.named_buffers(remove_duplicate=False):
-        snap["buffers"].append((name, id(b), b.dtype, b.detach().clone()))
-    for name, m in model.named_modules(remove_duplicate=False):
-        hooks = tuple(
-            len(getattr(m, attr))
-            for attr in (
-                "_forward_hooks",
-                "_forward_pre_hooks",
-                "_backward_hooks",
-                "_backward_pre_hooks",
-                "_state_dict_hooks",
-                "_load_state_dict_pre_hooks",
-            )
-        )
-        snap["modules"].append((name, id(m), type(m).__name__, m.training, hooks))
-    return snap
-
-
-def assert_unchanged(before: dict, model: nn.Module) -> None:
-    after = snapshot(model)
-    assert len(before["params"]) == len(after["params"])
-    for b, a in zip(before["params"], after["params"], strict=True):
-        assert b[:6] == a[:6], f"parameter {b[0]} changed: {b[:6]} -> {a[:6]}"
-        assert torch.equal(b[6], a[6]), f"value of {b[0]} changed"
-        assert (b[7] is None) == (a[7] is None), f"grad of {b[0]} changed"
-    for b, a in zip(before["buffers"], after["buffers"], strict=True):
-        assert b[:3] == a[:3] and torch.equal(b[3], a[3]), f"buffer {b[0]} changed"
-    assert before["modules"] == after["modules"]
-
-
 def tied_mlp():
     torch.manual_seed(0)
     lin = nn.Linear(5, 5)
@@ -109,7 +61,7 @@ def _calls(x):
 @pytest.mark.parametrize("entry", list(_calls(None)))
 @pytest.mark.parametrize("make", [tied_mlp, bn_cnn], ids=["tied", "bn_cnn"])
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_no_entry_point_modifies_the_model(entry, make):
+def test_no_entry_point_modifies_the_model(entry, make, unchanged):
     """Regression (issue 9.1): functional_call on a module used twice left its weights as
     plain tensors with requires_grad=False."""
     model = make()
@@ -120,9 +72,9 @@ def test_no_entry_point_modifies_the_model(entry, make):
     x = torch.randn(3, 3, dtype=torch.float64, generator=_gen()) if make is tied_mlp else (
         torch.randn(3, 1, 3, 3, dtype=torch.float64, generator=_gen())
     )
-    before = snapshot(model)
+    before = unchanged.snapshot(model)
     _calls(x)[entry](model)
-    assert_unchanged(before, model)
+    unchanged.check(before, model)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -241,7 +193,7 @@ def test_nested_list_inputs_keep_float64_precision():
 
 # --------------------------------------------------------------------------- stochastic
 @pytest.mark.parametrize("entry", ["exact_moments", "estimate"])
-def test_training_mode_batchnorm_and_dropout_are_refused_before_running(entry):
+def test_training_mode_batchnorm_and_dropout_are_refused_before_running(entry, unchanged):
     """Regression (issue 9.8): exact_moments / estimate ran training-mode BatchNorm (raw
     functorch error) and changed its running statistics."""
     for model in (
@@ -249,10 +201,10 @@ def test_training_mode_batchnorm_and_dropout_are_refused_before_running(entry):
         nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Linear(4, 3)).double(),
     ):
         model.train()
-        before = snapshot(model)
+        before = unchanged.snapshot(model)
         with pytest.raises(UnsupportedModelError, match="eval"):
             _calls(torch.randn(4, 3, dtype=torch.float64))[entry](model)
-        assert_unchanged(before, model)
+        unchanged.check(before, model)
 
 
 # --------------------------------------------------------------------------- memory

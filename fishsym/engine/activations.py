@@ -29,16 +29,28 @@ _GELU_TANH_C = 0.044715
 
 
 def sigmoid(module: nn.Module, a: Tensor) -> Derivs:
-    """``σ = 1/(1+e^{−a})``, ``σ' = σ(1−σ)``, ``σ'' = σ(1−σ)(1−2σ)``."""
-    s = torch.sigmoid(a)
-    d1 = s * (1 - s)
-    return s, d1, d1 * (1 - 2 * s)
+    """``σ = 1/(1+e^{−a})``, ``σ' = σ(a)σ(−a)``, ``σ'' = σ'·(σ(−a) − σ(a)) = −σ'·tanh(a/2)``.
+
+    Stable forms: ``σ(1 − σ)`` is ``1·(1 − 1) = 0`` at ``a = 40`` (exact ``4.2e−18``), and
+    ``1 − 2σ`` loses every digit near ``a = 0``.
+    """
+    s, s_neg = torch.sigmoid(a), torch.sigmoid(-a)
+    d1 = s * s_neg
+    return s, d1, -d1 * torch.tanh(a / 2)
+
+
+def _sech2(a: Tensor) -> Tensor:
+    """``1 − tanh² a = 4e^{−2|a|}/(1 + e^{−2|a|})²`` without cancellation (``1 − t²`` is 0
+    for ``|a| ≳ 19`` in float64)."""
+    e = torch.exp(-2 * a.abs())
+    return 4 * e / (1 + e) ** 2
 
 
 def tanh(module: nn.Module, a: Tensor) -> Derivs:
-    """``σ = tanh a``, ``σ' = 1 − σ²``, ``σ'' = −2σ(1 − σ²)``."""
+    """``σ = tanh a``, ``σ' = sech² a``, ``σ'' = −2 tanh(a)·sech² a`` (``sech²`` from
+    :func:`_sech2`, never ``1 − σ²``)."""
     t = torch.tanh(a)
-    d1 = 1 - t * t
+    d1 = _sech2(a)
     return t, d1, -2 * t * d1
 
 
@@ -59,7 +71,7 @@ def leaky_relu(module: nn.LeakyReLU, a: Tensor) -> Derivs:
 def softplus(module: nn.Softplus, a: Tensor) -> Derivs:
     """``σ = log(1 + e^{βa})/β`` (``= a`` where ``βa > threshold``, as PyTorch does).
 
-    ``σ' = sigmoid(βa)`` and ``σ'' = β·sigmoid(βa)(1 − sigmoid(βa))`` on the smooth
+    ``σ' = sigmoid(βa)`` and ``σ'' = β·sigmoid(βa)·sigmoid(−βa)`` on the smooth
     branch; ``1`` and ``0`` on the linear branch.
     """
     beta, threshold = float(module.beta), float(module.threshold)
@@ -68,7 +80,8 @@ def softplus(module: nn.Softplus, a: Tensor) -> Derivs:
     s = torch.sigmoid(ba)
     z = torch.where(linear, a, torch.nn.functional.softplus(a, beta=beta, threshold=threshold))
     d1 = torch.where(linear, torch.ones_like(a), s)
-    d2 = torch.where(linear, torch.zeros_like(a), beta * s * (1 - s))
+    # β·σ(βa)σ(−βa): no 1 − σ cancellation as βa approaches the threshold
+    d2 = torch.where(linear, torch.zeros_like(a), beta * s * torch.sigmoid(-ba))
     return z, d1, d2
 
 
@@ -87,34 +100,38 @@ def elu(module: nn.ELU, a: Tensor) -> Derivs:
 def gelu(module: nn.GELU, a: Tensor) -> Derivs:
     """GELU, exact (``approximate="none"``) or tanh form (``approximate="tanh"``).
 
-    Exact: ``σ = aΦ(a)``, ``σ' = Φ(a) + aφ(a)``, ``σ'' = φ(a)(2 − a²)``.
-    Tanh: ``σ = ½a(1 + tanh u)``, ``u = k(a + c a³)``; with ``T = tanh u``,
-    ``σ' = ½(1 + T) + ½a(1 − T²)u'`` and
-    ``σ'' = (1 − T²)u' + ½a(1 − T²)(u'' − 2T u'²)``.
+    Exact: ``σ = aΦ(a)``, ``σ' = Φ(a) + aφ(a)``, ``σ'' = φ(a)(2 − a²)``, with
+    ``Φ(a) = ½erfc(−a/√2)`` (``½(1 + erf)`` cancels for ``a ≪ 0``).
+    Tanh: ``σ = ½a(1 + tanh u)``, ``u = k(a + c a³)``. With ``s = σ(2u)``, ``s̄ = σ(−2u)``:
+    ``½(1 + tanh u) = s``, ``1 − tanh² u = 4ss̄``, ``tanh u = s − s̄`` (no ``1 + tanh u``
+    cancellation for ``a ≪ 0``), so ``σ = a·s``, ``σ' = s + 2a·ss̄·u'`` and
+    ``σ'' = 4ss̄(u' + ½a(u'' − 2(s − s̄)u'²))``.
     """
     if module.approximate == "tanh":
         k, c = _GELU_TANH_K, _GELU_TANH_C
         u = k * (a + c * a**3)
         du = k * (1 + 3 * c * a * a)
         ddu = 6 * k * c * a
-        t = torch.tanh(u)
-        sech2 = 1 - t * t
-        z = 0.5 * a * (1 + t)
-        d1 = 0.5 * (1 + t) + 0.5 * a * sech2 * du
-        d2 = sech2 * du + 0.5 * a * sech2 * (ddu - 2 * t * du * du)
+        s, s_neg = torch.sigmoid(2 * u), torch.sigmoid(-2 * u)
+        sech2 = 4 * s * s_neg
+        z = a * s
+        d1 = s + 0.5 * a * sech2 * du
+        d2 = sech2 * (du + 0.5 * a * (ddu - 2 * (s - s_neg) * du * du))
         return z, d1, d2
     if module.approximate != "none":
         raise ValueError(f"GELU approximate must be 'none' or 'tanh'; got {module.approximate!r}")
-    cdf = 0.5 * (1 + torch.erf(a / math.sqrt(2.0)))
+    cdf = 0.5 * torch.erfc(-a / math.sqrt(2.0))
     pdf = torch.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
     return a * cdf, cdf + a * pdf, pdf * (2 - a * a)
 
 
 def silu(module: nn.Module, a: Tensor) -> Derivs:
-    """``σ = a·s`` with ``s = sigmoid(a)``; ``σ' = s(1 + a(1 − s))``,
-    ``σ'' = s(1 − s)(2 + a(1 − 2s))``."""
-    s = torch.sigmoid(a)
-    return a * s, s * (1 + a * (1 - s)), s * (1 - s) * (2 + a * (1 - 2 * s))
+    """``σ = a·s`` with ``s = sigmoid(a)``, ``s̄ = sigmoid(−a) = 1 − s``;
+    ``σ' = s + a·ss̄``, ``σ'' = ss̄(2 − a·tanh(a/2))`` (stable: ``1 − 2s = −tanh(a/2)``, and
+    ``ss̄`` never forms ``1 − s``)."""
+    s, s_neg = torch.sigmoid(a), torch.sigmoid(-a)
+    ss = s * s_neg
+    return a * s, s + a * ss, ss * (2 - a * torch.tanh(a / 2))
 
 
 def identity(module: nn.Module, a: Tensor) -> Derivs:

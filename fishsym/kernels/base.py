@@ -7,8 +7,9 @@ symbolic family) or a structured kernel (e.g. the ``O(C)`` categorical one). Out
 checked to be finite, so an overflow is reported (:class:`NonFiniteError`, with advice)
 instead of propagating as NaN.
 
-Under ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``, …) value checks that
-would need data-dependent control flow are skipped; shape checks always run.
+Under ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``, …) the value checks run on
+the unwrapped tensors (all vectorised entries at once), so a label outside the support or
+an ``h`` outside the domain is reported there too.
 
 Shapes (THEORY §1): ``h`` is ``[..., d]``; labels are ``[..., *obs_shape]``; a batch of
 vectors ``v`` is ``[..., d, K]``. Leading batch shapes broadcast.
@@ -19,12 +20,25 @@ from __future__ import annotations
 import torch
 
 from fishsym.errors import DomainError, NonFiniteError, ShapeError
-from fishsym.kernels.spectrum import FIELDS, LOCAL_FIELDS, Spectrum
+from fishsym.kernels.spectrum import FIELDS, LOCAL_FIELDS, Spectrum, round_outward
 
 
 def _wrapped(x: torch.Tensor) -> bool:
     """True for tensors inside a ``torch.func`` transform (no ``.item()`` allowed)."""
     return torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
+def _unwrap(x: torch.Tensor) -> torch.Tensor:
+    """The plain tensor under every ``torch.func`` wrapper (a vmapped tensor unwraps to all
+    its batch entries), on which value checks may run."""
+    f = torch._C._functorch
+    while f.is_functorch_wrapped_tensor(x):
+        if f.is_batchedtensor(x):
+            # keep the trailing (per-example) axes in place: the batch axis goes first
+            x = f.get_unwrapped(x).movedim(f.maybe_get_bdim(x), 0)
+        else:
+            x = f.get_unwrapped(x)
+    return x
 
 
 def all_finite(x: torch.Tensor) -> bool:
@@ -109,9 +123,9 @@ class FamilyKernel:
         e.g. a Gamma ``h₂ ≥ 0``).
         """
         self._h(h)
-        if not _wrapped(h):
-            self._finite(self._log_partition(h), "the log-partition F(h)", h)
-            self._finite(self._mean(h), "the mean η(h)", h)
+        hv = _unwrap(h)
+        self._finite(self._log_partition(hv), "the log-partition F(h)", hv)
+        self._finite(self._mean(hv), "the mean η(h)", hv)
 
     def _h(self, h, argname: str = "h") -> torch.Tensor:
         if not isinstance(h, torch.Tensor):
@@ -129,15 +143,14 @@ class FamilyKernel:
                 f"{self._describe()}: {argname} must have shape [..., d] with d = {self.d} natural "
                 f"parameters; got shape {tuple(h.shape)}"
             )
-        if _wrapped(h):
-            return h
-        if not all_finite(h):
+        value = _unwrap(h)
+        if not all_finite(value):
             raise NonFiniteError(
                 f"{self._describe()}: {argname} contains NaN or infinite entries; natural "
                 "parameters must be finite"
             )
         for j, (lo, hi, lo_open, hi_open) in enumerate(self.intervals):
-            col = h[..., j]
+            col = value[..., j]
             bad = torch.zeros_like(col, dtype=torch.bool)
             if lo is not None:
                 bad |= (col <= lo) if lo_open else (col < lo)
@@ -157,8 +170,9 @@ class FamilyKernel:
         return h
 
     def _finite(self, out: torch.Tensor, what: str, h: torch.Tensor) -> torch.Tensor:
-        if _wrapped(out) or all_finite(out):
+        if all_finite(_unwrap(out)):
             return out
+        h = _unwrap(h)
         hint = (
             " Use float64 (h.double())" if h.dtype != torch.float64 else " Use"
         ) + " smaller |h| (e.g. a bounded output layer)."
@@ -182,7 +196,7 @@ class FamilyKernel:
             )
         broadcast_batch(h.shape[:-1], v.shape[:-2], names=("h", "v"))
         v = v.to(h.dtype)
-        if not _wrapped(v) and not all_finite(v):
+        if not all_finite(_unwrap(v)):
             raise NonFiniteError(f"{self._describe()}: v contains NaN or infinite entries")
         return v
 
@@ -226,8 +240,7 @@ class FamilyKernel:
                 f"{self.obs_shape}; got shape {tuple(y.shape)}"
             )
         self._check_label_dtype(y, argname)
-        if not _wrapped(y):
-            self._check_support(y, argname)
+        self._check_support(_unwrap(y), argname)
         return y
 
     def _check_label_dtype(self, y: torch.Tensor, argname: str) -> None:
@@ -303,6 +316,17 @@ class FamilyKernel:
         v = self._v(v, h)
         return self._finite(self._quartic(h, v), "the quartic form μ_4(h)[v⁴]", h)
 
+    def var_squared(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``Var_y[((t−η)ᵀv)²] = μ_4(h)[v⁴] − (vᵀI(h)v)² = κ_4[v⁴] + 2(vᵀIv)²`` per column
+        — the single-label variance ``V₁`` of the squared score along ``v`` (THEORY §2)
+        — in a form that cannot cancel: ``μ_4 − I²`` subtracts two nearly equal numbers
+        wherever ``((t−η)ᵀv)²`` hardly varies (a categorical head at ``p₀ = ½``, a
+        Bernoulli head at ``h ≈ 0``) and can come out negative. ``h`` ``[..., d]``, ``v``
+        ``[..., d, K]`` → ``[..., K]``, never negative."""
+        h = self._h(h)
+        v = self._v(v, h)
+        return self._finite(self._var_squared(h, v), "the variance Var[((t−η)ᵀv)²]", h)
+
     def sample(self, h: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` i.i.d. labels from ``p(y|h)``: ``[n, ..., *obs_shape]``.
 
@@ -336,7 +360,7 @@ class FamilyKernel:
                 f"or False (certified fields only); got {local!r}"
             )
         h = self._h(h)
-        spec = self._spectrum(h, local)
+        spec = round_outward(self._spectrum(h, local), self.d)
         for name in FIELDS:
             value = getattr(spec, name)
             if value is None and not local and name in LOCAL_FIELDS:
@@ -364,6 +388,9 @@ class FamilyKernel:
         return torch.einsum("...ce,...cK,...eK->...K", self._fisher(h), v, v)
 
     def _cubic(self, h, v):
+        raise NotImplementedError
+
+    def _var_squared(self, h, v):
         raise NotImplementedError
 
     def _quartic(self, h, v):
@@ -395,6 +422,24 @@ class StructuredKernel(FamilyKernel):
 
             self._family = families.get(self.name, **self.sizes)
         return self._family
+
+
+def stable_logsumexp(x: torch.Tensor) -> torch.Tensor:
+    """``log Σ_k exp x_k`` over the last axis, written so that autograd's *second*
+    derivatives are accurate too: ``x_m + logsumexp(x − x_m)`` with ``m`` the (detached)
+    arg-max. The shifted top entry is exactly 0 with an exactly zero tangent, so the
+    Hessian-vector products ``p ⊙ (ẋ − pᵀẋ)`` never form ``1 − p_m`` by subtraction:
+    plain ``logsumexp`` gives ``p_m − p_m² = 0`` for a confident output (logits
+    ``(40, 0)``) where the true curvature is ``p_m·p_other ≈ 4e−18``."""
+    top = x.gather(-1, x.detach().argmax(-1, keepdim=True))
+    return top[..., 0] + torch.logsumexp(x - top, -1)
+
+
+def stable_softplus(h: torch.Tensor) -> torch.Tensor:
+    """``log(1 + eʰ)`` as :func:`stable_logsumexp` of ``(0, h)``: exact for large ``|h|``
+    (``torch.nn.functional.softplus`` linearises above 20) and with accurate autograd
+    second derivatives ``σ(h)σ(−h)`` at saturation."""
+    return stable_logsumexp(torch.stack([torch.zeros_like(h), h], -1))
 
 
 def interval_bounds(interval) -> tuple:

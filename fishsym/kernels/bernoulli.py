@@ -17,7 +17,7 @@ import torch
 
 from fishsym.kernels import samplers
 from fishsym.kernels.base import REAL_LINE, StructuredKernel, broadcast_batch
-from fishsym.kernels.generic import softplus
+from fishsym.kernels.base import stable_softplus as softplus
 from fishsym.kernels.spectrum import (
     FIELDS,
     Spectrum,
@@ -97,6 +97,17 @@ class BinomialKernel(_LogitKernel):
     def _quartic(self, h, v):
         return self._mu4(h)[..., None] * v[..., 0, :] ** 4
 
+    def _var_squared(self, h, v):
+        # Var[((t−η)v)²] = n·pq(p − q)² + 2n(n−1)(pq)² per v⁴ (a sum of n Bernoullis,
+        # whose one-trial value κ₄ + 2I² = pq(1 − 4pq) = pq(p − q)²), with
+        # p − q = tanh(h/2): no cancellation at h ≈ 0, where μ₄ − I² is 0 − 0
+        p, q = _pq(h[..., 0])
+        pq = p * q
+        gap = torch.tanh(h[..., 0] / 2)
+        value = self.n * pq * gap * gap + 2 * self.n * (self.n - 1) * pq * pq
+        v2 = v[..., 0, :] ** 2
+        return value[..., None] * v2 * v2
+
     def _sample(self, h, n, generator):
         if self.name == "bernoulli":
             return samplers.bernoulli(self, h, n, generator)
@@ -165,6 +176,20 @@ class IndependentBernoulliKernel(_LogitKernel):
         v2 = v * v
         quad = torch.einsum("...c,...cK->...K", var, v2)
         return torch.einsum("...c,...cK->...K", kappa4, v2 * v2) + 3 * quad * quad
+
+    def _var_squared(self, h, v):
+        # X = Σ_c a_c v_c with independent a_c = t_c − p_c: Var[X²] = Σ_c V_c v_c⁴ +
+        # 2 Σ_{c≠e} A_c A_e, V_c = I_c (p_c − q_c)², A_c = I_c v_c². The cross sum is
+        # Σ_c A_c·(Σ_{e≠c} A_e) with the exclusive sums from prefix and suffix sums of
+        # non-negative terms (not (ΣA)² − ΣA², which cancels when one A dominates)
+        var = self._var(h)[..., :, None]
+        gap = torch.tanh(h / 2)[..., :, None]
+        v2 = v * v
+        a = var * v2  # [..., d, K]
+        prefix = torch.cumsum(a, -2) - a
+        suffix = torch.flip(torch.cumsum(torch.flip(a, [-2]), -2), [-2]) - a
+        cross = (a * (prefix + suffix)).sum(-2)
+        return (var * gap * gap * v2 * v2).sum(-2) + 2 * cross
 
     def _sample(self, h, n, generator):
         return samplers.independent_bernoulli(self, h, n, generator)

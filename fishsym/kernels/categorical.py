@@ -25,7 +25,13 @@ from __future__ import annotations
 import torch
 
 from fishsym.kernels import samplers
-from fishsym.kernels.base import REAL_LINE, StructuredKernel, _wrapped, broadcast_batch
+from fishsym.kernels.base import (
+    REAL_LINE,
+    StructuredKernel,
+    _wrapped,
+    broadcast_batch,
+    stable_logsumexp,
+)
 from fishsym.kernels.spectrum import (
     FIELDS,
     Spectrum,
@@ -51,9 +57,15 @@ SECULAR_STEPS = 128
 
 
 # ---------------------------------------------------------------------- O(C) forms
-def _centred_power_sum(p: torch.Tensor, v: torch.Tensor, power: int) -> torch.Tensor:
-    """``Σ_c p_c (v_c − pᵀv)^power`` (``power`` 2, 3 or 4) per column: ``p`` ``[..., C]``,
-    ``v`` ``[..., C, K]`` → ``[..., K]``.
+def _centred_power_sum(p: torch.Tensor, v: torch.Tensor, power) -> torch.Tensor:
+    """``Σ_c p_c (v_c − pᵀv)^power`` (``power`` 2, 3 or 4) per column, or with
+    ``power="var"`` the variance ``Σ_c p_c (r_c² − f)²`` of ``r² = ((t−p)ᵀv)²``
+    (``f = Σ_c p_c r_c²``): ``p`` ``[..., C]``, ``v`` ``[..., C, K]`` → ``[..., K]``.
+
+    The residual of the most likely class ``m`` is formed without cancellation,
+    ``r_m = Σ_{c≠m} p_c (v_m − v_c) = q_m v_m − Σ_{c≠m} p_c v_c`` with ``q_m = Σ_{c≠m} p_c``
+    (not ``v_m − pᵀv``, which is ``v_m(1 − p_m) − …`` with ``1 − p_m`` lost for a confident
+    output); the other classes have ``p_c ≤ ½`` and ``r_c = v_c − pᵀv``.
 
     The batch is processed in chunks gathered from broadcast views, so a ``v`` shared by
     the whole batch is never copied per batch element; temporaries stay within
@@ -66,9 +78,19 @@ def _centred_power_sum(p: torch.Tensor, v: torch.Tensor, power: int) -> torch.Te
     step = max(1, CHUNK_ELEMENTS // max(1, C * K))
 
     def centred(pc, vc):
-        m = torch.einsum("...c,...cK->...K", pc, vc)
+        top = torch.nn.functional.one_hot(pc.argmax(-1), C).to(pc.dtype)  # [..., C]
+        p_rest = pc * (1 - top)
+        rest = torch.einsum("...c,...cK->...K", p_rest, vc)  # Σ_{c≠m} p_c v_c
+        v_top = torch.einsum("...c,...cK->...K", top, vc)
+        m = rest + (pc * top).sum(-1, keepdim=True) * v_top
         r = vc - m[..., None, :]
+        r_top = p_rest.sum(-1, keepdim=True) * v_top - rest
+        r = torch.where(top[..., :, None].bool(), r_top[..., None, :], r)
         rk = r * r  # products, not pow: pow is several times slower on CPU
+        if power == "var":
+            f = torch.einsum("...c,...cK->...K", pc, rk)
+            dev = rk - f[..., None, :]
+            return torch.einsum("...c,...cK->...K", pc, dev * dev)
         if power == 3:
             rk = rk * r
         elif power == 4:
@@ -107,6 +129,13 @@ def categorical_cubic(p, v):
 def categorical_quartic(p, v):
     """``μ_4[v⁴] = Σ_c p_c (v_c − pᵀv)⁴``, ``[..., K]`` (THEORY §4)."""
     return _centred_power_sum(p, v, 4)
+
+
+def categorical_var_squared(p, v):
+    """``Var[((t−p)ᵀv)²] = Σ_c p_c ((v_c − pᵀv)² − f)²`` with ``f = vᵀIv``: ``V₁`` along
+    ``v``, centred twice so it is never negative (``μ_4 − f²`` cancels, e.g. at
+    ``p = (½, ⅙, ⅙, ⅙)`` where it is exactly 0), ``[..., K]``."""
+    return _centred_power_sum(p, v, "var")
 
 
 def categorical_fisher(p, q=None):
@@ -224,6 +253,16 @@ def categorical_fisher_max(p: torch.Tensor, q: torch.Tensor | None = None) -> to
     return secular_root(p, lo, hi)
 
 
+def _class_log_prob(y, h):
+    """``log p_y = h_y − F(h)`` with the stable ``F`` of :func:`stable_logsumexp` (accurate
+    second derivatives by autograd for confident outputs, where ``log_softmax`` gives
+    ``p − p² = 0``): ``y`` ``[...]`` class indices, ``h`` ``[..., C]`` → ``[...]``."""
+    batch = broadcast_batch(y.shape, h.shape[:-1])
+    hb = h.expand(*batch, h.shape[-1])
+    h_y = hb.gather(-1, y.long().expand(batch)[..., None])[..., 0]
+    return h_y - stable_logsumexp(hb)
+
+
 # ---------------------------------------------------------------------- kernels
 class _SoftmaxKernel(StructuredKernel):
     """Shared parts of the categorical-type kernels: discrete, all-real logits."""
@@ -258,12 +297,10 @@ class CategoricalKernel(_SoftmaxKernel):
         return torch.nn.functional.one_hot(y.long(), self.C).to(dtype)
 
     def _log_prob(self, y, h):
-        batch = broadcast_batch(y.shape, h.shape[:-1])
-        logp = torch.log_softmax(h, -1).expand(*batch, self.C)
-        return logp.gather(-1, y.long().expand(batch)[..., None])[..., 0]
+        return _class_log_prob(y, h)
 
     def _log_partition(self, h):
-        return torch.logsumexp(h, -1)
+        return stable_logsumexp(h)
 
     def _mean(self, h):
         return torch.softmax(h, -1)
@@ -279,6 +316,9 @@ class CategoricalKernel(_SoftmaxKernel):
 
     def _quartic(self, h, v):
         return categorical_quartic(torch.softmax(h, -1), v)
+
+    def _var_squared(self, h, v):
+        return categorical_var_squared(torch.softmax(h, -1), v)
 
     def _sample(self, h, n, generator):
         return samplers.categorical(self, h, n, generator)
@@ -365,13 +405,10 @@ class CategoricalMinimalKernel(_SoftmaxKernel):
         return torch.nn.functional.one_hot(y.long(), self.C)[..., : self.C - 1].to(dtype)
 
     def _log_prob(self, y, h):
-        full = torch.cat([h, torch.zeros_like(h[..., :1])], -1)
-        batch = broadcast_batch(y.shape, h.shape[:-1])
-        logp = torch.log_softmax(full, -1).expand(*batch, self.C)
-        return logp.gather(-1, y.long().expand(batch)[..., None])[..., 0]
+        return _class_log_prob(y, torch.cat([h, torch.zeros_like(h[..., :1])], -1))
 
     def _log_partition(self, h):
-        return torch.logsumexp(torch.cat([h, torch.zeros_like(h[..., :1])], -1), -1)
+        return stable_logsumexp(torch.cat([h, torch.zeros_like(h[..., :1])], -1))
 
     def _mean(self, h):
         return self._p(h)[..., :-1]
@@ -388,6 +425,9 @@ class CategoricalMinimalKernel(_SoftmaxKernel):
 
     def _quartic(self, h, v):
         return categorical_quartic(self._p(h), self._pad(v))
+
+    def _var_squared(self, h, v):
+        return categorical_var_squared(self._p(h), self._pad(v))
 
     def _sample(self, h, n, generator):
         return samplers.categorical_minimal(self, h, n, generator)
@@ -491,10 +531,10 @@ class MultinomialKernel(_SoftmaxKernel):
         log_k = torch.lgamma(torch.tensor(self.n + 1.0, dtype=h.dtype)) - torch.lgamma(yf + 1).sum(
             -1
         )
-        return (yf * h).sum(-1) - self.n * torch.logsumexp(h, -1) + log_k
+        return (yf * h).sum(-1) - self.n * stable_logsumexp(h) + log_k
 
     def _log_partition(self, h):
-        return self.n * torch.logsumexp(h, -1)
+        return self.n * stable_logsumexp(h)
 
     def _mean(self, h):
         return self.n * torch.softmax(h, -1)
@@ -513,6 +553,12 @@ class MultinomialKernel(_SoftmaxKernel):
         p = torch.softmax(h, -1)
         q = categorical_quadratic(p, v)
         return self.n * categorical_quartic(p, v) + 3 * self.n * (self.n - 1) * q * q
+
+    def _var_squared(self, h, v):
+        # a sum of n i.i.d. one-hot residuals X_j: Var[(ΣX_j)²] = n·Var[X²] + 2n(n−1)f²
+        p = torch.softmax(h, -1)
+        q = categorical_quadratic(p, v)
+        return self.n * categorical_var_squared(p, v) + 2 * self.n * (self.n - 1) * q * q
 
     def _sample(self, h, n, generator):
         return samplers.multinomial(self, h, n, generator)
@@ -577,6 +623,7 @@ __all__ = [
     "categorical_quadratic",
     "categorical_cubic",
     "categorical_quartic",
+    "categorical_var_squared",
     "categorical_fisher",
     "categorical_fisher_max",
     "secular_root",

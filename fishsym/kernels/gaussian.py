@@ -92,6 +92,11 @@ class GaussianKernel(StructuredKernel):
         sq = (v * v).sum(-2)
         return (3 * self.sigma2**2 * sq * sq).expand(*batch, v.shape[-1])
 
+    def _var_squared(self, h, v):
+        batch = broadcast_batch(h.shape[:-1], v.shape[:-2], names=("h", "v"))
+        sq = self.sigma2 * (v * v).sum(-2)
+        return (2 * sq * sq).expand(*batch, v.shape[-1])
+
     def _sample(self, h, n, generator):
         return samplers.gaussian(self, h, n, generator)
 

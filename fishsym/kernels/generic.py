@@ -34,7 +34,13 @@ from sympy.printing.pytorch import TorchPrinter
 
 from fishsym.errors import InfiniteSupportError, NoSamplerError
 from fishsym.kernels import samplers
-from fishsym.kernels.base import FamilyKernel, interval_bounds
+from fishsym.kernels.base import (
+    FamilyKernel,
+    _unwrap,
+    interval_bounds,
+    stable_logsumexp,
+    stable_softplus,
+)
 from fishsym.kernels.spectrum import (
     FIELDS,
     Spectrum,
@@ -170,7 +176,9 @@ class GenericKernel(FamilyKernel):
             intervals,
             family.sizes,
         )
-        self.use_stable = stable and self.registry_name in STABLE_LOG_PARTITION
+        self.use_stable = stable and (
+            self.registry_name in STABLE_LOG_PARTITION or self.registry_name in STABLE_LOG_PROB
+        )
 
     @property
     def family(self):
@@ -326,11 +334,13 @@ class GenericKernel(FamilyKernel):
         return stack_columns(self._gen_log_base_measure(*cols), cols[0].shape, like)[..., 0]
 
     def _log_prob(self, y, h):
+        if self.use_stable and self.registry_name in STABLE_LOG_PROB:
+            return STABLE_LOG_PROB[self.registry_name](y, h, self.sizes)
         t = self._suff_stat(y, h.dtype)
         return (t * h).sum(-1) - self._log_partition(h) + self._log_base_measure(y, h.dtype)
 
     def _log_partition(self, h):
-        if self.use_stable:
+        if self.use_stable and self.registry_name in STABLE_LOG_PARTITION:
             return STABLE_LOG_PARTITION[self.registry_name](h, self.sizes)
         return self.lambdified_log_partition(h)
 
@@ -344,6 +354,26 @@ class GenericKernel(FamilyKernel):
     def _fisher(self, h):
         entries = self._eval(self._gen_fisher, h)
         return entries[..., self._fisher_index.to(h.device)].reshape(*h.shape[:-1], self.d, self.d)
+
+    def _quadratic(self, h, v):
+        fisher = self._fisher(h)
+        q = torch.einsum("...ce,...cK,...eK->...K", fisher, v, v)
+        # I(h) = ∇²F is PSD for every valid family; a user family declared with
+        # check=False and a non-convex F would otherwise give a negative "Fisher
+        # information" without a word. Allowance: the rounding of the d² products
+        scale = torch.einsum("...ce,...cK,...eK->...K", fisher.abs(), v.abs(), v.abs())
+        bad = _unwrap(q) < -(4 * self.d + 16) * torch.finfo(q.dtype).eps * _unwrap(scale)
+        if bool(bad.any()):
+            from fishsym.errors import FamilyDefinitionError
+
+            hv = _unwrap(h).expand(*bad.shape[:-1], self.d)[bad.any(-1)][0].tolist()
+            raise FamilyDefinitionError(
+                f"{self._describe()}: vᵀI(h)v = {_unwrap(q)[bad].flatten()[0].item():.4g} < 0 at "
+                f"h = {hv}: I(h) = ∇²F(h) is not positive semi-definite, so F is not a valid "
+                "log-partition (not convex there). Check the family's F (was it built with "
+                "check=False?)"
+            )
+        return q
 
     def mu4_tensor(self, h: torch.Tensor) -> torch.Tensor:
         """The dense ``μ_4(h)``, ``[..., d, d, d, d]`` — for small ``d`` only (spectra, tests)."""
@@ -374,6 +404,27 @@ class GenericKernel(FamilyKernel):
         )
         coef = entries * mult.to(h.device, h.dtype)
         return torch.einsum("...m,...mK->...K", coef, prod)
+
+    @cached_property
+    def _gen_kappa4(self):
+        entries = self._family.cumulant_entries(4)
+        return lambdify(self._family.natural_params, [entries[ms] for ms in self._mu4_multisets])
+
+    def _var_squared(self, h, v):
+        # κ_4[v⁴] + 2(vᵀIv)²: no μ_4 − I² cancellation (both terms are positive for the
+        # count and positive-real families; logit families have structured kernels)
+        entries = self._eval(self._gen_kappa4, h)
+        idx, mult = self._mu4_terms
+        idx = idx.to(h.device)
+        prod = (
+            v[..., idx[:, 0], :]
+            * v[..., idx[:, 1], :]
+            * v[..., idx[:, 2], :]
+            * v[..., idx[:, 3], :]
+        )
+        kappa4 = torch.einsum("...m,...mK->...K", entries * mult.to(h.device, h.dtype), prod)
+        q = self._quadratic(h, v)
+        return (kappa4 + 2 * q * q).clamp_min(0)
 
     def _sample(self, h, n, generator):
         sampler = samplers.SAMPLERS.get(self.registry_name) if self.registry_name else None
@@ -447,14 +498,12 @@ def _outside(support, col: torch.Tensor):
     return None, ""
 
 
-def softplus(h):
-    """``log(1 + eʰ)`` exactly (``torch.nn.functional.softplus`` linearises above 20)."""
-    return torch.logaddexp(h, torch.zeros_like(h))
+softplus = stable_softplus
 
 
 def _logsumexp_with_zero(h):
     zero = torch.zeros_like(h[..., :1])
-    return torch.logsumexp(torch.cat([h, zero], -1), -1)
+    return stable_logsumexp(torch.cat([h, zero], -1))
 
 
 def _log1mexp(h):
@@ -462,14 +511,45 @@ def _log1mexp(h):
     return torch.log(-torch.expm1(h))
 
 
+#: labels from which the Poisson log-probability is taken in its deviance form
+POISSON_STABLE_FROM = 64
+
+
+def _poisson_log_prob(y, h, sizes):
+    """``log p(y) = y·h − eʰ − log y!`` without cancelling huge terms: for ``y ≥``
+    :data:`POISSON_STABLE_FROM` it is ``−λ·φ(y/λ) − ½log(2πy) − ρ(y)`` with ``λ = eʰ``,
+    ``φ(r) = r log r − r + 1 ≥ 0`` (the deviance, by its series near ``r = 1``) and
+    ``ρ(y) = log y! − (y log y − y + ½ log 2πy)`` by Stirling's series. The plain form
+    gives +1024 at ``y = ⌊e⁴⁰⌋, h = 40`` (exact −20.9): its three terms are ~10¹⁹."""
+    hh = h[..., 0]
+    yf = y.to(h.dtype)
+    plain = yf * hh - torch.exp(hh) - torch.lgamma(yf + 1)
+    big = yf >= POISSON_STABLE_FROM
+    if not bool(_unwrap(big).any()):  # value check on the plain tensor (vmap-safe)
+        return plain
+    ys = torch.where(big, yf, torch.full_like(yf, float(POISSON_STABLE_FROM)))
+    lam = torch.exp(hh)
+    t = (ys - lam) / lam  # r − 1
+    # φ = (1 + t)·log1p(t) − t, which cancels for small t: there Σ_{k≥2} (−t)^k/(k(k−1))
+    series = sum((-t) ** k / (k * (k - 1)) for k in range(2, 10))
+    phi = torch.where(t.abs() < 1e-3, series, (1 + t) * torch.log1p(t) - t)
+    inv = 1 / ys
+    rho = inv / 12 - inv**3 / 360 + inv**5 / 1260 - inv**7 / 1680
+    stable = -lam * phi - 0.5 * torch.log(2 * torch.pi * ys) - rho
+    return torch.where(big, stable, plain)
+
+
+#: numerically stable ``log p(y|h)`` of registered families (tested against the direct form)
+STABLE_LOG_PROB = {"poisson": _poisson_log_prob}
+
 #: numerically stable ``F(h)`` of registered families (tested against the lambdified F)
 STABLE_LOG_PARTITION = {
     "bernoulli": lambda h, s: softplus(h[..., 0]),
     "binomial": lambda h, s: int(s["n"]) * softplus(h[..., 0]),
     "independent_bernoulli": lambda h, s: softplus(h).sum(-1),
-    "categorical": lambda h, s: torch.logsumexp(h, -1),
+    "categorical": lambda h, s: stable_logsumexp(h),
     "categorical_minimal": lambda h, s: _logsumexp_with_zero(h),
-    "multinomial": lambda h, s: int(s["n"]) * torch.logsumexp(h, -1),
+    "multinomial": lambda h, s: int(s["n"]) * stable_logsumexp(h),
     "geometric": lambda h, s: -_log1mexp(h[..., 0]),
     "negative_binomial": lambda h, s: -float(s["r"]) * _log1mexp(h[..., 0]),
 }

@@ -20,6 +20,42 @@ from __future__ import annotations
 
 import torch
 
+from fishsym.errors import DomainError
+
+#: count labels are sampled in float64 and cast to int64: exact up to 2⁵³ (floats hold
+#: every integer up to 2⁵³; int64 would overflow to INT64_MIN beyond 2⁶³). Means above
+#: MAX_COUNT_MEAN are refused before sampling; a draw at or above MAX_COUNT afterwards
+MAX_COUNT = 2.0**53
+MAX_COUNT_MEAN = 2.0**50
+
+
+def _check_mean(kernel, h, mean: torch.Tensor) -> None:
+    """Refuse (before drawing) natural parameters whose label mean is beyond what the
+    count samplers represent exactly."""
+    worst = mean.max() if mean.numel() else mean
+    if not bool(torch.isfinite(worst)) or float(worst) > MAX_COUNT_MEAN:
+        at = h.reshape(-1, h.shape[-1])[int(mean.reshape(-1).argmax())].tolist()
+        raise DomainError(
+            f"{kernel._describe()}: cannot sample at h = {at}: the label mean "
+            f"{float(worst):.4g} exceeds {MAX_COUNT_MEAN:.4g} (2^50), beyond which count "
+            "labels cannot be sampled exactly (float64 holds integers up to 2^53). Use "
+            "natural parameters with a smaller mean"
+            + (" (a log-rate below 34.6)" if kernel.name == "poisson" else "")
+        )
+
+
+def _counts(kernel, h, draws: torch.Tensor) -> torch.Tensor:
+    """float64 count draws → int64 labels, refusing any draw that is not an exact integer
+    below :data:`MAX_COUNT` (no silent INT64_MIN)."""
+    bad = ~torch.isfinite(draws) | (draws >= MAX_COUNT) | (draws < 0)
+    if bool(bad.any()):
+        raise DomainError(
+            f"{kernel._describe()}: a sampled label is not a count below 2^53 "
+            f"({draws[bad].flatten()[0].item():.4g}) at max |h| = {h.abs().max().item():.4g}; "
+            "the label mean is too large to sample exactly in float64"
+        )
+    return draws.long()
+
 
 def _uniform_open(shape, h, generator) -> torch.Tensor:
     """``U ∼ Uniform(0, 1)`` strictly inside the interval (``torch.rand`` can return 0)."""
@@ -67,27 +103,44 @@ def independent_bernoulli(kernel, h, n, generator):
 
 
 def binomial(kernel, h, n, generator):
-    p = _expand(torch.sigmoid(h[..., 0]), n)
-    count = torch.full_like(p, float(kernel.sizes["n"]))
-    return torch.binomial(count, p, generator=generator).long()
+    trials = float(kernel.sizes["n"])
+    if trials >= MAX_COUNT:
+        raise DomainError(f"{kernel._describe()}: n = {trials:g} trials exceed 2^53")
+    hd = h[..., 0].double()
+    p = _expand(torch.sigmoid(hd), n)
+    count = torch.full_like(p, trials)
+    return _counts(kernel, h, torch.binomial(count, p, generator=generator))
 
 
 def poisson(kernel, h, n, generator):
-    rate = _expand(torch.exp(h[..., 0]), n)
-    return torch.poisson(rate, generator=generator).long()
+    hd = h[..., 0].double()  # float32 rates are exact only up to 2^24
+    _check_mean(kernel, h, torch.exp(hd))
+    rate = _expand(torch.exp(hd), n)
+    return _counts(kernel, h, torch.poisson(rate, generator=generator))
 
 
 def geometric(kernel, h, n, generator):
-    u = _uniform_open((n, *h.shape[:-1]), h, generator)
-    return torch.floor(torch.log(u) / h[..., 0]).long()
+    hd = h[..., 0].double()
+    # mean eʰ/(1 − eʰ) = 1/expm1(−h): it diverges as h → 0⁻
+    _check_mean(kernel, h, 1 / torch.expm1(-hd))
+    u = _uniform_open((n, *h.shape[:-1]), hd[..., None], generator)
+    return _counts(kernel, h, torch.floor(torch.log(u) / hd))
 
 
 def negative_binomial(kernel, h, n, generator):
     r = float(kernel.sizes["r"])
-    shape = _expand(torch.full_like(h[..., 0], r), n)
-    # odds (1−p)/p = eʰ/(1−eʰ) = 1/expm1(−h)
-    rate = torch._standard_gamma(shape, generator=generator) / torch.expm1(-h[..., 0])
-    return torch.poisson(rate, generator=generator).long()
+    hd = h[..., 0].double()
+    # odds (1−p)/p = eʰ/(1−eʰ) = 1/expm1(−h); mean r·odds diverges as h → 0⁻
+    odds = 1 / torch.expm1(-hd)
+    _check_mean(kernel, h, r * odds)
+    shape = _expand(torch.full_like(hd, r), n)
+    rate = torch._standard_gamma(shape, generator=generator) * odds
+    if bool((rate >= MAX_COUNT).any()):  # a gamma draw far in its tail
+        raise DomainError(
+            f"{kernel._describe()}: a sampled Poisson rate exceeds 2^53 at max |h| = "
+            f"{h.abs().max().item():.4g}; the label mean r·eʰ/(1−eʰ) is too large"
+        )
+    return _counts(kernel, h, torch.poisson(rate, generator=generator))
 
 
 def exponential(kernel, h, n, generator):

@@ -112,9 +112,18 @@ class ExponentialFamily:
                     f"{name}: y must be a sympy Symbol or a sequence of Symbols; got {y!r}"
                 )
             self.y = sp.Matrix(self.obs_symbols)
-        self.suff_stat = sp.Matrix([sp.sympify(e) for e in suff_stat])
-        self.log_partition = sp.sympify(log_partition)
-        self.log_base_measure = sp.sympify(log_base_measure)
+        # strings are parsed with the declared symbols (their assumptions included), so
+        # "log(1 + exp(h))" means the natural parameter h, not a new symbol named h
+        names = {str(sym): sym for sym in (*self.natural_params, *self.obs_symbols)}
+
+        def parse(expr):
+            return sp.sympify(expr, locals=names) if isinstance(expr, str) else sp.sympify(expr)
+
+        if isinstance(suff_stat, str) or not hasattr(suff_stat, "__iter__"):
+            suff_stat = [suff_stat]
+        self.suff_stat = sp.Matrix([parse(e) for e in suff_stat])
+        self.log_partition = parse(log_partition)
+        self.log_base_measure = parse(log_base_measure)
         self.support = support
         self.sizes = dict(sizes or {})
         self.description = description

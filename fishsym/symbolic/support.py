@@ -9,10 +9,26 @@ coordinates are independent in support use ``ProductSupport``.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sympy as sp
+
+from fishsym.errors import MemoryBudgetError
+
+#: the most labels a finite support is enumerated with (every point is a Python tuple:
+#: about 100 bytes per coordinate and label, so 10⁶ labels are ~1 GB at 10 coordinates)
+MAX_SUPPORT_LABELS = 10**6
+
+
+def check_support_size(count: int, what: str, advice: str) -> None:
+    """Refuse, before building it, a support of more than :data:`MAX_SUPPORT_LABELS` labels."""
+    if count > MAX_SUPPORT_LABELS:
+        raise MemoryBudgetError(
+            f"{what} has {count:,} labels, more than the {MAX_SUPPORT_LABELS:,} "
+            f"(MAX_SUPPORT_LABELS) that fishsym enumerates. {advice}"
+        )
 
 
 class Support:
@@ -84,11 +100,28 @@ class FiniteSupport(Support):
     @classmethod
     def binary_vectors(cls, d: int) -> FiniteSupport:
         """``{0, 1}^d`` (independent binary labels)."""
+        fits = int(math.log2(MAX_SUPPORT_LABELS))
+        check_support_size(
+            2**d,
+            f"{{0, 1}}^{d}",
+            f"Enumerate at most d = {fits} binary labels; the numeric kernel "
+            f"fishsym.kernels.get('independent_bernoulli', d={d}) needs no support.",
+        )
         return cls(tuple(itertools.product((0, 1), repeat=d)))
 
     @classmethod
     def compositions(cls, n: int, C: int) -> FiniteSupport:
         """Count vectors of length ``C`` with non-negative entries summing to ``n``."""
+        count = math.comb(n + C - 1, C - 1)  # stars and bars
+        fits = max((m for m in range(0, n + 1) if math.comb(m + C - 1, C - 1) <= MAX_SUPPORT_LABELS),
+                   default=0)
+        check_support_size(
+            count,
+            f"the support of n = {n} counts over C = {C} classes (C(n+C−1, C−1))",
+            f"At C = {C} at most n = {fits} trials are enumerated; the numeric kernel "
+            f"fishsym.kernels.get('multinomial', n={n}, C={C}) needs no support.",
+        )
+
         def rec(remaining: int, slots: int):
             # stars and bars: the first coordinate takes k, the rest share remaining − k
             if slots == 1:

@@ -101,7 +101,7 @@ import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 from sympy.polys.rings import PolyElement, ring
 
-from fishsym.errors import UnsupportedModelError
+from fishsym.errors import ArgumentTypeError, InvalidArgumentError, UnsupportedModelError
 from fishsym.symbolic import families as _registry
 from fishsym.symbolic import models as _models
 from fishsym.symbolic import tensors
@@ -2059,10 +2059,25 @@ def check_theory(
     """
     fam = _as_family(fam)
     m = _as_model(model, fam.dim, activation)
-    claims = set(claims)
+    if isinstance(claims, (int, np.integer)) and not isinstance(claims, bool):
+        claims = (int(claims),)
+    try:
+        claims = set(claims)
+    except TypeError:
+        raise ArgumentTypeError(
+            f"claims must be a claim number or an iterable of them, among {CLAIMS}; "
+            f"got {claims!r}"
+        ) from None
     unknown = claims - set(CLAIMS)
-    if unknown:
-        raise ValueError(f"claims must be among {CLAIMS}; got {sorted(unknown)}")
+    if unknown or not claims:
+        raise InvalidArgumentError(
+            f"claims must be among {CLAIMS} (at least one); got {sorted(claims)}"
+        )
+    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:
+        raise InvalidArgumentError(
+            f"n_points must be an integer ≥ 1 (random exact points of the bound checks; with "
+            f"none, nothing would be checked); got {n_points!r}"
+        )
     out: list[CheckResult] = []
     for claim in (1, 2, 3):
         if claim in claims:

@@ -13,7 +13,12 @@ single-label variances (``N = 1``), with the bounds of §3
 
 taken with the family kernel's *certified* spectral values (``mu4_min_lower``,
 ``mu4_max_upper``, ``fisher_min``, ``fisher_max``), so every per-input bound brackets
-the exact value and so does their mean over inputs.
+the exact value and so does their mean over inputs. Floating point cannot move a bound
+to the wrong side: the spectral values, the per-input bounds and their sums over inputs
+are each rounded outward by their error bound (``BOUND_ULPS``, ``SUM_ULPS``), and a
+variance is never negative, so each per-input bound is ``max(0, ·)``. ``V₁`` itself is
+the kernel's cancellation-free ``Var[((t−η)ᵀu)²]`` (``μ₄ − I²`` cancels where the squared
+score hardly varies).
 
 Linear layers factorise, ``u = g_a z_b`` and ``w = s_a z_b²`` (§7): the per-unit numbers
 ``f_a = g_aᵀ I g_a``, ``q_a = μ_4[g_a⁴] − f_a²``, ``r_a = s_aᵀ I s_a`` (and the bounds'
@@ -96,21 +101,42 @@ def unit_moments(
     return out
 
 
+#: per-input bounds are rounded outward by ``(BOUND_ULPS + d)·eps`` times the size of the
+#: terms they are formed from (``‖g‖⁴λ``, ``f²`` and ``‖g‖²f``, which bounds the error of
+#: ``f²`` from the rounding of the centred residuals): a sum of ``d`` products has relative
+#: error ``≤ d·eps/2``, and the few operations around it are covered by ``BOUND_ULPS``
+BOUND_ULPS = 16
+#: sums over inputs (and the division by their number) of the non-negative per-input
+#: bounds are rounded outward by ``(n + SUM_ULPS)·eps`` relative (a recursive or blocked
+#: sum of ``n`` non-negative terms has relative error ``≤ (n − 1)·eps/2``; ``z⁴`` adds two
+#: roundings and the mean one)
+SUM_ULPS = 8
+
+
 def _jac_moments(kernel, h, jac, spectrum) -> dict[str, Tensor | None]:
     f = kernel.quadratic(h, jac)
     f_sq = f * f
     out: dict[str, Tensor | None] = {
         "fisher": f,
         "fisher_sq": f_sq,
-        "var1": kernel.quartic(h, jac) - f_sq,
+        # V₁ = Var[((t−η)ᵀg)²] in the kernel's cancellation-free form (μ₄ − f² is not)
+        "var1": kernel.var_squared(h, jac),
     }
     if spectrum is not None:
         # ‖g‖² as a batched dot product: no jac-sized temporary (4× faster than squaring)
         g2 = torch.einsum("nca,nca->na", jac, jac)
         g4 = g2 * g2
+        margin = (BOUND_ULPS + jac.shape[1]) * torch.finfo(jac.dtype).eps
+        slack = g2 * f + f_sq
+        hi = spectrum.mu4_max_upper[:, None]
+        # a variance is never negative, so max(0, ·) keeps a valid bound on either side
+        out["var1_upper"] = (g4 * hi - f_sq + margin * (g4 * hi.abs() + slack)).clamp_min(0)
         lo = spectrum.mu4_min_lower
-        out["var1_lower"] = None if bool((lo == 0).all()) else g4 * lo[:, None] - f_sq
-        out["var1_upper"] = g4 * spectrum.mu4_max_upper[:, None] - f_sq
+        if bool((lo <= 0).all()):
+            out["var1_lower"] = None  # ‖g‖⁴λ_min − f² ≤ 0: the bound is the zero bound
+        else:
+            lo = lo[:, None]
+            out["var1_lower"] = (g4 * lo - f_sq - margin * (g4 * lo.abs() + slack)).clamp_min(0)
     return out
 
 
@@ -118,9 +144,12 @@ def _hess_moments(kernel, h, hess_diag, spectrum) -> dict[str, Tensor | None]:
     out: dict[str, Tensor | None] = {"var2": kernel.quadratic(h, hess_diag)}
     if spectrum is not None:
         s2 = torch.einsum("nca,nca->na", hess_diag, hess_diag)
+        margin = (BOUND_ULPS + hess_diag.shape[1]) * torch.finfo(hess_diag.dtype).eps
+        out["var2_upper"] = s2 * spectrum.fisher_max[:, None] * (1 + margin)
         lo = spectrum.fisher_min
-        out["var2_lower"] = None if bool((lo == 0).all()) else s2 * lo[:, None]
-        out["var2_upper"] = s2 * spectrum.fisher_max[:, None]
+        out["var2_lower"] = (
+            None if bool((lo <= 0).all()) else (s2 * lo[:, None] * (1 - margin)).clamp_min(0)
+        )
     return out
 
 
@@ -184,9 +213,8 @@ class _Sums:
 
     def add(self, pd: ParamDerivatives, moments: dict[str, Tensor | None], rows: slice) -> None:
         store = self.data[pd.name]
+        # a lower bound given as None is the zero bound: its buffer stays zero
         names4 = [q for q in _POWER4 if moments.get(q) is not None and q in store]
-        # a lower bound whose spectral value is exactly 0: V₁ ≥ −I², V₂ ≥ 0
-        minus_fisher_sq = "var1_lower" in moments and moments["var1_lower"] is None
         if pd.scale is None:
             entries = pd.entries or slice(None)
             for q in ("fisher", *names4):
@@ -195,12 +223,6 @@ class _Sums:
                     store[q][rows].view(x.shape[0], -1)[:, entries] = x
                 else:
                     store[q].view(-1)[entries] += x.sum(0)
-            if minus_fisher_sq:
-                x = moments["fisher_sq"]
-                if self.per_sample:
-                    store["var1_lower"][rows].view(x.shape[0], -1)[:, entries] = -x
-                else:
-                    store["var1_lower"].view(-1)[entries] -= x.sum(0)
             return
         z2 = pd.scale * pd.scale
         z4 = z2 * z2
@@ -208,8 +230,6 @@ class _Sums:
             store["fisher"][rows] = moments["fisher"][:, :, None] * z2[:, None, :]
             for q in names4:
                 store[q][rows] = moments[q][:, :, None] * z4[:, None, :]
-            if minus_fisher_sq:
-                store["var1_lower"][rows] = -store["fisher_sq"][rows]
             return
         store["fisher"] += moments["fisher"].T @ z2
         n, a = moments["fisher"].shape
@@ -218,8 +238,6 @@ class _Sums:
         sums = (stacked.T @ z4).reshape(len(names4), a, -1)
         for q, s in zip(names4, sums, strict=True):
             store[q] += s
-            if q == "fisher_sq" and minus_fisher_sq:
-                store["var1_lower"] -= s
 
 
 class _GenericClock:
@@ -480,6 +498,15 @@ def _finish(sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, p
             for name in names
         }
         reported = means
+    if bounds:
+        # the bounds are sums (or means) of non-negative terms: round them outward
+        eps = torch.finfo(dtype).eps
+        for q in _BOUNDS:
+            sign = 1 if q.endswith("upper") else -1
+            for name in names:
+                means[q][name].mul_(1 + sign * (SUM_ULPS + n_inputs) * eps)
+                if per_sample:  # per-input values: no sum, only the z⁴ roundings
+                    per_input[q][name].mul_(1 + sign * SUM_ULPS * eps)
     for q in ("fisher", "var1", "var2", *(_BOUNDS if bounds else ())):
         for name in names:
             t = reported[q][name]

@@ -13,37 +13,33 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-ESTIMATORS = ("squared_score", "neg_hessian")
+from fishsym.common import ESTIMATORS, check_choice, check_count, check_positive, check_probability
+
 _VAR_KEY = {"squared_score": "var1", "neg_hessian": "var2"}
 
 
 def _check_estimator(estimator: str) -> str:
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}; got {estimator!r}")
-    return estimator
+    return check_choice(estimator, ESTIMATORS, "estimator")
 
 
 def _check_count(value, argname: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{argname} must be a positive integer; got {value!r}")
-    return int(value)
+    return check_count(value, argname)
 
 
 def _check_probability(rel_error, prob) -> tuple[float, float]:
-    if not (isinstance(rel_error, (int, float)) and rel_error > 0):
-        raise ValueError(f"rel_error must be a positive number; got {rel_error!r}")
-    if not (isinstance(prob, (int, float)) and 0 < prob < 1):
-        raise ValueError(f"prob must lie strictly between 0 and 1; got {prob!r}")
-    return float(rel_error), float(prob)
+    return check_positive(rel_error, "rel_error"), check_probability(prob, "prob")
 
 
 def chebyshev_labels(var: Tensor, fisher: Tensor, rel_error: float, prob: float) -> Tensor:
     """Labels ``N ≥ v / (ρ ε² I²)`` with ``ρ = 1 − prob`` (THEORY §5, Chebyshev), at least 1.
 
-    ``inf`` where ``I = 0 < v`` (no number of labels gives a relative error).
+    Formed as ``(√v / I)² / (ρε²)`` so that a tiny ``I > 0`` whose square underflows still
+    gives its finite count. ``inf`` where ``I = 0 < v`` (no number of labels gives a
+    relative error).
     """
     rho = 1.0 - prob
-    need = var / (rho * rel_error**2 * fisher * fisher)
+    ratio = var.clamp_min(0).sqrt() / fisher
+    need = ratio * ratio / (rho * rel_error**2)
     need = torch.where(var == 0, torch.zeros_like(need), need)
     return torch.ceil(need).clamp_min(1)
 
@@ -62,7 +58,8 @@ class FisherVariances:
         ``Î₁`` and ``Î₂`` (THEORY §2), same layout.
     bounds:
         ``bounds[estimator]["lower" | "upper"]``, same layout: the THEORY §3 bounds
-        (``N = 1``) averaged over inputs; ``None`` when not requested.
+        (``N = 1``) averaged over inputs, each per-input bound ``max(0, ·)`` and rounded
+        outward (certified in floating point); ``None`` when not requested.
     bounds_method:
         ``bounds_method[estimator]["lower" | "upper"]``: how the spectral value behind each
         bound was obtained (from the kernel's ``Spectrum.methods``).

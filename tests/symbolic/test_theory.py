@@ -16,6 +16,8 @@ from functools import cache
 import mpmath
 import numpy as np
 import pytest
+
+import fishsym
 import sympy as sp
 
 from fishsym.errors import UnsupportedModelError
@@ -449,6 +451,11 @@ def test_bad_input():
         theory.check_theory("poisson", models.build("glm", 3))
     with pytest.raises(ValueError, match="claims must be among"):
         theory.check_theory("poisson", "glm", claims=(8,))
+    # regression (issue 9.10/9.11): claims=5 raised a raw TypeError, n_points=0 reported
+    # passed=True after checking nothing
+    with pytest.raises(fishsym.errors.InvalidArgumentError, match="n_points"):
+        theory.check_theory("poisson", "glm", claims=5, n_points=0)
+    assert {r.claim.split(".")[0] for r in theory.check_theory("poisson", "glm", claims=1)} == {"1"}
     with pytest.raises(TypeError, match="ExponentialFamily"):
         theory.check_theory(3.0, "glm")
     with pytest.raises(UnsupportedModelError, match="activation must be one of"):

@@ -11,10 +11,13 @@ derived quantities are computed once per process. Users add families the same wa
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fishsym.errors import UnknownFamilyError
+import sympy as sp
+
+from fishsym.errors import ArgumentTypeError, UnknownFamilyError
 from fishsym.symbolic.family import ExponentialFamily
 
 
@@ -80,10 +83,17 @@ def get(name: str, **sizes) -> ExponentialFamily:
     unknown = set(sizes) - set(ent.defaults)
     if unknown:
         valid = ", ".join(f"{k}={v!r}" for k, v in ent.defaults.items()) or "none"
-        raise TypeError(
+        raise ArgumentTypeError(
             f"family {name!r} got unexpected size argument(s) {sorted(unknown)}; "
             f"valid size arguments (with defaults): {valid}"
         )
+    for key, value in sizes.items():
+        number = isinstance(value, (numbers.Real, sp.Number)) and not isinstance(value, bool)
+        if not number:
+            raise ArgumentTypeError(
+                f"family {name!r}: size argument {key} must be a number (default "
+                f"{ent.defaults[key]!r}); got {value!r} ({type(value).__name__})"
+            )
     args = {**ent.defaults, **sizes}
     key = (name, tuple(sorted(args.items())))
     if key not in _CACHE:
