@@ -1,4 +1,4 @@
-"""Benchmark: the categorical quartic form μ_4(h)[v⁴] = Σ_c p_c (v_c − pᵀv)⁴ (THEORY §4).
+"""Benchmark: the categorical quartic form μ_4(h)[v⁴] = Σ_c p_c (v_c − pᵀv)⁴ (docs/theory.md §4).
 
 Structured O(C) kernel (fishsym.kernels.get("categorical", C=...)) at C = 10, 100, 1000,
 batch B = 256 logit vectors h, K = 1024 vectors v, in two layouts:

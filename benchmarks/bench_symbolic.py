@@ -5,7 +5,7 @@ Prints, for Categorical(C) with C = 3, 5, 10, 20 and Gaussian(d = 10):
 * the time to derive the 4th central moment tensor μ_4 exactly — its distinct entries
   (one per index multiset, C(d+3, 4) of them) and then the full ``(d,)*4`` sympy Array;
 * side by side with the naive baseline, which derives every one of the d⁴ entries on its
-  own (four derivatives of F and the three pairings, THEORY §1), for the sizes where
+  own (four derivatives of F and the three pairings, docs/theory.md §1), for the sizes where
   that finishes in reasonable time;
 * the target: Categorical(10)'s full μ_4 (10⁴ entries, 715 distinct) in under 10 s;
 

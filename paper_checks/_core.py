@@ -142,8 +142,12 @@ class Context:
             )
 
     def progress(self, iterable, desc: str, total: int | None = None):
-        """``tqdm`` progress bar on stderr when verbose, else the plain iterable."""
-        if not self.verbose:
+        """``tqdm`` progress bar on stderr when verbose and a person is watching (a terminal
+        or a notebook: :func:`fishsym.common.progress.interactive`), else the plain
+        iterable — no bars in CI logs or files."""
+        from fishsym.common.progress import interactive
+
+        if not (self.verbose and interactive()):
             return iterable
         from tqdm.auto import tqdm
 

@@ -49,7 +49,7 @@ sub-check did not and why (including a component that is not available).
 **Words used.** *Single-label variance*: the variance of an estimate made from one label
 per input (with N labels it is divided by N). *Layer*: one `Linear` layer's weights and
 biases together; per-layer numbers are averages over its parameters. *Bounds*: lower and
-upper limits for the variances from extreme eigenvalues (THEORY §3); *log-ratio*
+upper limits for the variances from extreme eigenvalues (docs/theory.md §3); *log-ratio*
 `log(upper / exact) ≥ 0`, 0 meaning the bound is tight. *Relative std*: standard
 deviation divided by the Fisher information.
 """

@@ -1,10 +1,10 @@
-"""Claim: the spectral bounds of THEORY §3 hold for every parameter,
+"""Claim: the spectral bounds of docs/theory.md §3 hold for every parameter,
 
     ‖w‖² λ_min(I) ≤ V₂ ≤ ‖w‖² λ_max(I),
     ‖u‖⁴ λ_min(μ₄) − I(θ|x)² ≤ V₁ ≤ ‖u‖⁴ λ_max(μ₄) − I(θ|x)²,
 
 with certified spectral values (a reported upper bound below the exact variance would be
-a bug), and for the Gaussian head the ``V₁`` bounds are tight (THEORY §4).
+a bug), and for the Gaussian head the ``V₁`` bounds are tight (docs/theory.md §4).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from paper_checks._core import need
 
 NAME = "bounds_hold"
 CLAIM = "Lower ≤ exact ≤ upper bound for V₁ and V₂, every parameter"
-WHERE = "paper's bounds theorem (THEORY §3); Gaussian tightness (THEORY §4)"
+WHERE = "paper's bounds theorem (docs/theory.md §3); Gaussian tightness (docs/theory.md §4)"
 METHOD = (
     "engine bounds vs engine exact variances per input and parameter (slack 1e-9 "
     "relative, for rounding), random and trained networks, several families"

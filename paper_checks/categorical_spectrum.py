@@ -1,4 +1,4 @@
-"""Claim: the spectrum facts of the categorical head (THEORY §4).
+"""Claim: the spectrum facts of the categorical head (docs/theory.md §4).
 
 * ``max_c p_c(1−p_c) ≤ λ_max(I) ≤ min(max_c p_c, 2·max_c p_c(1−p_c), 1 − ‖p‖²) ≤ 1/2``, with
   ``I = diag(p) − ppᵀ`` and ``λ_min(I) = 0`` (the all-ones vector is in its kernel);
@@ -19,7 +19,7 @@ from paper_checks._core import matplotlib, need
 
 NAME = "categorical_spectrum"
 CLAIM = "Categorical spectrum bounds; last-layer V₁ = z⁴p(1−p)(1−2p)², V₂ = 0"
-WHERE = "paper's classification case (THEORY §4)"
+WHERE = "paper's classification case (docs/theory.md §4)"
 METHOD = (
     "independent eigvalsh of diag(p)−ppᵀ and O(C) quartic forms at random logits vs the "
     "inequalities and the kernels' certified spectra; engine last-layer V₁ vs the formula"
@@ -151,7 +151,7 @@ def run(ctx) -> None:
             ctx.check(
                 "λ_max(μ₄) ≤ (1 − 2p_min + ‖p‖²)·λ_max(I)",
                 f"C={C}",
-                "THEORY §4 bound vs local & random v",
+                "docs/theory.md §4 bound vs local & random v",
                 ok_theory,
                 f"mean local/bound {float((spec.mu4_max_local / theory_bound).mean()):.3f}",
             )

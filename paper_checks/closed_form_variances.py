@@ -1,5 +1,5 @@
 """Claim: both estimators are unbiased, and their single-label variances have closed forms
-``V₁ = μ₄[u,u,u,u] − I(θ|x)²`` and ``V₂ = wᵀ I(h) w`` (THEORY §2).
+``V₁ = μ₄[u,u,u,u] − I(θ|x)²`` and ``V₂ = wᵀ I(h) w`` (docs/theory.md §2).
 
 The engine evaluates the closed forms for every parameter; the reference enumerates every
 label (Gauss–Hermite nodes for Gaussian heads, truncated sums with a certified tail for
@@ -23,7 +23,7 @@ from paper_checks._core import need
 
 NAME = "closed_form_variances"
 CLAIM = "Both estimators are unbiased; V₁ = μ₄[u⁴] − I², V₂ = wᵀIw"
-WHERE = "paper's variance theorem for Î₁/Î₂ (THEORY §2)"
+WHERE = "paper's variance theorem for Î₁/Î₂ (docs/theory.md §2)"
 METHOD = (
     "closed forms (engine, every parameter) vs exact label enumeration + autograd "
     "(no formula) at rtol 1e-9, across families and activations; Monte Carlo z-test"

@@ -1,5 +1,5 @@
 """Claim: the empirical Fisher — the squared score with labels from the *data* instead of
-the model — is biased, with the bias and variance THEORY §5 predicts:
+the model — is biased, with the bias and variance docs/theory.md §5 predicts:
 
     E_q[(∂_iℓ)²] − I(θ_i|x) = u_iᵀ(Cov_q[t] − I(h) + δδᵀ)u_i,    δ = E_q[t] − η(h),
 
@@ -26,8 +26,8 @@ from paper_checks._common import (
 from paper_checks._core import matplotlib, need
 
 NAME = "empirical_fisher"
-CLAIM = "Empirical Fisher: bias and variance as THEORY §5 predicts"
-WHERE = "paper's empirical-Fisher discussion (THEORY §5)"
+CLAIM = "Empirical Fisher: bias and variance as docs/theory.md §5 predicts"
+WHERE = "paper's empirical-Fisher discussion (docs/theory.md §5)"
 METHOD = (
     "on a trained MNIST MLP, exact formulas for every parameter (forward-mode AD per unit + "
     "kernels) vs label enumeration + autograd (rtol 1e-9) vs Monte Carlo over data labels "
@@ -135,14 +135,14 @@ def run(ctx) -> None:
         err_real = _compare_all(exact_real.select(coords), enum_real)
         k = sum(len(v) for v in coords.values())
         ctx.check(
-            "THEORY §5 formulas = exact enumeration (teacher labels)",
+            "docs/theory.md §5 formulas = exact enumeration (teacher labels)",
             f"{k} sampled entries",
             "formulas vs enumeration + autograd",
             err <= RTOL,
             f"max rel err {err:.1e} over 7 quantities",
         )
         ctx.check(
-            "THEORY §5 formulas = exact enumeration (real labels)",
+            "docs/theory.md §5 formulas = exact enumeration (real labels)",
             f"{k} sampled entries",
             "formulas vs enumeration + autograd",
             err_real <= RTOL,
@@ -211,7 +211,7 @@ def run(ctx) -> None:
                 )
         test = z_test(torch.cat(zs), MC_ALPHA)
         ctx.check(
-            "MC mean and variance of the empirical Fisher (both forms) = THEORY §5",
+            "MC mean and variance of the empirical Fisher (both forms) = docs/theory.md §5",
             f"{s['replicates']} label draws",
             "Bonferroni z-test",
             test.passed,

@@ -2,7 +2,7 @@
 information, 3rd and 4th central moments, moments about a point — equal direct
 expectations over its density (exact sums, mpmath series and integrals) and
 ``sympy.stats``; the Fisher information is symmetric positive semi-definite
-(THEORY §1). Everything the variance formulas use rests on these.
+(docs/theory.md §1). Everything the variance formulas use rests on these.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from paper_checks._core import need
 
 NAME = "family_verification"
 CLAIM = "Exponential-family moments (η, I, μ₃, μ₄) are right for every family"
-WHERE = "setting of the paper (THEORY §1, §4)"
+WHERE = "setting of the paper (docs/theory.md §1, §4)"
 METHOD = (
     "fishsym.symbolic.verify_all: cumulant-derived tensors vs direct expectations (exact "
     "sums / mpmath) and sympy.stats, for every registered family"

@@ -1,6 +1,6 @@
 """Claim: for a Gaussian (regression) head with identity covariance the coefficient of
 variation of ``Î₁`` is ``√(2/N)`` for **every** parameter, whatever the network
-(``V₁ = 2·I(θ|x)²``, THEORY §4), while ``V₂ = ‖w‖²`` depends on the network.
+(``V₁ = 2·I(θ|x)²``, docs/theory.md §4), while ``V₂ = ‖w‖²`` depends on the network.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from paper_checks._core import matplotlib, need
 
 NAME = "gaussian_cv"
 CLAIM = "Gaussian head: CV of Î₁ is √(2/N) for every parameter"
-WHERE = "paper's regression case (THEORY §4, §8)"
+WHERE = "paper's regression case (docs/theory.md §4, §8)"
 METHOD = (
     "engine V₁ vs 2·I² per input and parameter (rtol 1e-10); Monte Carlo CV with N ≥ 2 labels "
     "(fishsym.montecarlo) vs √(2/N), z-test on the sample variances"

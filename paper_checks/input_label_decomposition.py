@@ -1,5 +1,5 @@
 """Claim: with random inputs ``x ∼ q(x)`` and model labels, the variance of either joint
-estimator splits into a label part and an input part (law of total variance, THEORY §5):
+estimator splits into a label part and an input part (law of total variance, docs/theory.md §5):
 
     Var Î_a(θ_i) = (1/N_x) ( E_x[v_a(θ_i|x)] / N_y + Var_x[I(θ_i|x)] ),   a ∈ {1, 2},
 
@@ -23,7 +23,7 @@ from paper_checks._core import matplotlib, need
 
 NAME = "input_label_decomposition"
 CLAIM = "Var Î = (E_x v/N_y + Var_x I)/N_x: label part + input part"
-WHERE = "paper's joint (input, label) variance (THEORY §5)"
+WHERE = "paper's joint (input, label) variance (docs/theory.md §5)"
 METHOD = (
     "engine variance(n_labels, n_inputs) vs per-input exact enumeration + autograd "
     "(rtol 1e-9); Monte Carlo over random inputs and labels, Bonferroni z-test"

@@ -1,6 +1,6 @@
 """Claim: ``V₂ = 0`` for every parameter in which ``h`` is affine — all weights and biases of
 the last (linear) layer, and every parameter of a generalised linear model — so there
-``Î₂`` is exact from a single label (THEORY §2). Hidden layers of a sigmoid network have
+``Î₂`` is exact from a single label (docs/theory.md §2). Hidden layers of a sigmoid network have
 ``V₂ > 0``.
 """
 
@@ -14,7 +14,7 @@ from paper_checks._core import need
 
 NAME = "last_layer_zero_var2"
 CLAIM = "V₂ = 0 in the last layer and in GLMs (Î₂ exact from one label)"
-WHERE = "paper's variance theorem, consequence for linear parameters (THEORY §2, §8)"
+WHERE = "paper's variance theorem, consequence for linear parameters (docs/theory.md §2, §8)"
 METHOD = (
     "engine V₂ exactly 0.0; exact enumeration + autograd gives 0; one sampled label's Î₂ "
     "equals I(θ|x); hidden layers V₂ > 0 as a contrast"

@@ -1,6 +1,6 @@
 """The paper's main experiment: the Fisher information and the variances of its two
 estimators, layer by layer, over 20 epochs of training a 4-layer sigmoid MLP on MNIST
-(THEORY §8), plus the same for a ReLU network (where ``Î₂`` is exact everywhere) and for a
+(docs/theory.md §8), plus the same for a ReLU network (where ``Î₂`` is exact everywhere) and for a
 regression (Gaussian) head.
 
 Checks: the bounds bracket every parameter's variance at every epoch; ``Î₂``'s variance
@@ -27,7 +27,7 @@ from paper_checks._core import matplotlib, need
 
 NAME = "mnist_over_training"
 CLAIM = "MNIST over training: FI, std of Î₁/Î₂, bounds per layer (main figure)"
-WHERE = "paper's MNIST figure (THEORY §8)"
+WHERE = "paper's MNIST figure (docs/theory.md §8)"
 METHOD = (
     "train with Adam; after every epoch the engine computes, exactly for every parameter "
     "on fixed held-out digits, FI, V₁, V₂ and their "

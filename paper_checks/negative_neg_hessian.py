@@ -1,7 +1,7 @@
 """Claim: a single label's ``Î₂ = −∂²_iℓ`` can be **negative** for hidden-layer parameters
 (``−∂²_iℓ = −(t−η)ᵀw_i + u_iᵀI(h)u_i`` and the first term has either sign), while
 ``Î₁ = (∂_iℓ)² ≥ 0`` always; in the last layer ``Î₂ = u_iᵀI(h)u_i ≥ 0`` for every label.
-Averaged over labels both equal ``I(θ_i|x) ≥ 0`` (THEORY §2, §8).
+Averaged over labels both equal ``I(θ_i|x) ≥ 0`` (docs/theory.md §2, §8).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from paper_checks._core import matplotlib, need
 
 NAME = "negative_neg_hessian"
 CLAIM = "Single-label Î₂ can be negative in hidden layers; Î₁ ≥ 0 always"
-WHERE = "paper's discussion of Î₂ (THEORY §8)"
+WHERE = "paper's discussion of Î₂ (docs/theory.md §8)"
 METHOD = (
     "every label of every held-out digit enumerated, Î₁ and Î₂ by autograd on sampled "
     "entries of a trained sigmoid MNIST MLP; probabilities of Î₂ < 0 exact"

@@ -1,6 +1,6 @@
 """Claim: with piecewise-linear activations (ReLU, leaky ReLU) ``w_i = ∂²h/∂θ_i² = 0`` almost
 everywhere, so ``V₂ = 0`` for **every** parameter and a single label's ``Î₂(θ_i|x)`` equals
-``I(θ_i|x)`` exactly (THEORY §2). A smooth activation (softplus) is the contrast.
+``I(θ_i|x)`` exactly (docs/theory.md §2). A smooth activation (softplus) is the contrast.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from paper_checks._core import need
 
 NAME = "relu_zero_var2"
 CLAIM = "ReLU networks: V₂ = 0 for every parameter, Î₂ = I(θ|x) from one label"
-WHERE = "paper's variance theorem, piecewise-linear case (THEORY §2, §8)"
+WHERE = "paper's variance theorem, piecewise-linear case (docs/theory.md §2, §8)"
 METHOD = (
     "engine V₂ exactly 0.0 everywhere; enumeration + autograd V₂ = 0; sampled labels' "
     "Î₂ = engine I(θ|x); softplus contrast has V₂ > 0"

@@ -4,7 +4,7 @@ weights, the expectation over ``y`` of the single-label estimators (polynomials 
 taken through the family's raw moments) minus each closed form simplifies to exactly
 zero — unbiasedness, ``V₁``, ``V₂``, the covariance (pullback) forms, ``V₂ ≡ 0`` where ``h``
 is affine, the bounds, the input/label decomposition and the empirical-Fisher moments
-(THEORY §2–§5).
+(docs/theory.md §2–§5).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from paper_checks._core import need
 
 NAME = "symbolic_theory"
 CLAIM = "The closed forms and bounds hold symbolically, for every family"
-WHERE = "paper's theorems (THEORY §2–§5)"
+WHERE = "paper's theorems (docs/theory.md §2–§5)"
 METHOD = (
     "fishsym.symbolic.theory.check_theory_suite: sympy derivation of ℓ, score and curvature, "
     "expectation through the raw moments of t, difference to each closed form simplified to 0 "

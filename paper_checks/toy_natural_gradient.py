@@ -2,7 +2,7 @@
 linear regression and logistic regression — preconditioned by ``Î₁`` or by ``Î₂``
 estimated from labels sampled from the model. For these models ``h`` is affine in ``θ``,
 so ``Î₂`` has no label variance at all (``V₂ = 0``) and its run is the smoother one
-(THEORY §2, §8).
+(docs/theory.md §2, §8).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from paper_checks._core import matplotlib, need
 
 NAME = "toy_natural_gradient"
 CLAIM = "Toy natural gradient (Fig. 1): Î₂ has zero label variance, its run is no noisier"
-WHERE = "paper's Figure 1 (THEORY §8)"
+WHERE = "paper's Figure 1 (docs/theory.md §8)"
 METHOD = (
     "diagonal NG with Î₁ or Î₂ from model labels (seeded), repeated over label seeds; "
     "engine V₂ = 0 at every epoch; Monte Carlo variance "

@@ -27,7 +27,7 @@ from fishsym.common.model import (
     shared_parameters,
 )
 
-#: the estimators of THEORY §2, named by what they are (the glossary's one definition)
+#: the estimators of docs/theory.md §2, named by what they are (the glossary's one definition)
 ESTIMATORS = ("squared_score", "neg_hessian")
 
 __all__ = [

@@ -10,7 +10,7 @@ calling it on the user's model would corrupt it. The copy shares nothing with th
 original (its own tensors are shape-only ``meta`` placeholders, so it costs no memory).
 
 The view also owns the checks every entry point needs before it can define
-``I(θ|x)`` at all (THEORY §1):
+``I(θ|x)`` at all (docs/theory.md §1):
 
 * the model is deterministic per input (no training-mode Dropout, BatchNorm, RReLU);
 * its output is the natural parameter ``h`` ``[n_inputs, d]``: a tuple, dict or

@@ -1,4 +1,4 @@
-"""The derivative engine: per-input ``u_i = ∂h/∂θ_i`` and ``w_i = ∂²h/∂θ_i²`` (THEORY §1, §7).
+"""The derivative engine: per-input ``u_i = ∂h/∂θ_i`` and ``w_i = ∂²h/∂θ_i²`` (docs/theory.md §1, §7).
 
 Two paths deliver the same :class:`ParamDerivatives`:
 

@@ -1,6 +1,6 @@
 """Elementwise activations: the value ``σ(a)`` and the derivatives ``σ'(a)``, ``σ''(a)``.
 
-The structured pass of THEORY §7 needs, at every hidden layer, the pre-activation ``a``,
+The structured pass of docs/theory.md §7 needs, at every hidden layer, the pre-activation ``a``,
 ``σ'(a)`` (to chain Jacobians) and ``σ''(a)`` (the only source of curvature in an MLP:
 ``ρ = σ''(a) ⊙ ∂h/∂z``). Each rule reads the module's own parameters (``negative_slope``,
 ``beta``/``threshold``, ``alpha``, ``approximate``) so it agrees with the module's

@@ -1,6 +1,6 @@
 """What the engine hands to the variance layer: per-input ``u`` and ``w`` in factored form.
 
-For a parameter entry ``θ_p`` the engine delivers (THEORY §1, §7)
+For a parameter entry ``θ_p`` the engine delivers (docs/theory.md §1, §7)
 
     u_p = ∂h/∂θ_p ∈ R^d        (``jac``)
     w_p = ∂²h/∂θ_p² ∈ R^d      (``hess_diag``)

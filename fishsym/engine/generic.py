@@ -19,7 +19,7 @@ Both ``u`` and ``w`` come from one double-backward per (input, entry, output coo
 vectorised with ``vmap`` over output coordinates, a block of basis vectors and the
 inputs. The cost — about ``2d`` backward passes per parameter entry and input — makes
 this the exact reference for small models and slices of large ones, not the engine
-(THEORY §7, §10). It is exact for tied weights (a parameter used twice: ``h`` is then
+(docs/theory.md §7, §10). It is exact for tied weights (a parameter used twice: ``h`` is then
 not affine in it per use, and the second derivative sees both uses).
 """
 

@@ -1,4 +1,4 @@
-"""``nn.Linear`` in the structured pass (THEORY §7).
+"""``nn.Linear`` in the structured pass (docs/theory.md §7).
 
 A layer ``a_l = W_l z_{l−1} + b_l`` contributes three rules:
 

@@ -1,4 +1,4 @@
-"""The fast structured pass for ``nn.Sequential`` MLPs (THEORY §7).
+"""The fast structured pass for ``nn.Sequential`` MLPs (docs/theory.md §7).
 
 Network: ``a_l = W_l z_{l−1} + b_l``, ``z_l = σ_l(a_l)`` for ``l = 1..L``, ``h = z_L``
 (``σ_L`` is the identity unless the model ends with an activation). For a batch of

@@ -1,13 +1,13 @@
 """Experiments of the paper reproduction (used by ``paper_checks`` and the notebooks).
 
 * :mod:`~fishsym.experiments.training` — training over epochs with per-epoch callbacks;
-  per-layer summaries of :func:`fishsym.fisher_variances` results (THEORY §8);
+  per-layer summaries of :func:`fishsym.fisher_variances` results (docs/theory.md §8);
 * :mod:`~fishsym.experiments.toy` — the 2-D linear and logistic regression problems of
   the paper's Figure 1;
 * :mod:`~fishsym.experiments.natural_gradient` — diagonal natural gradient preconditioned
   by ``Î₁`` or ``Î₂`` estimated from labels sampled from the model;
 * :mod:`~fishsym.experiments.empirical` — the empirical Fisher against the Fisher and its
-  estimators (THEORY §5): exact formulas, exact enumeration and Monte Carlo;
+  estimators (docs/theory.md §5): exact formulas, exact enumeration and Monte Carlo;
 * :mod:`~fishsym.experiments.derivatives` — exact per-coordinate derivatives by
   forward-mode AD, the independent route the experiments check the engine with;
 * :mod:`~fishsym.experiments.stats` — z-score tests with a stated false-alarm rate.

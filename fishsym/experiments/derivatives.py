@@ -3,10 +3,10 @@
 The experiments need, for chosen coordinates, exact first and second derivatives that do
 not go through the engine's closed forms:
 
-* along a parameter entry ``θ_p``: ``u_p = ∂h/∂θ_p`` and ``w_p = ∂²h/∂θ_p²`` (THEORY §1), or
+* along a parameter entry ``θ_p``: ``u_p = ∂h/∂θ_p`` and ``w_p = ∂²h/∂θ_p²`` (docs/theory.md §1), or
   the score ``∂_p ℓ`` and curvature ``∂²_p ℓ`` of the log-likelihood of given labels;
 * along a pre-activation unit ``a_l[a]`` of an MLP: ``G_l[:, a] = ∂h/∂a_l[a]`` and
-  ``S_l[:, a] = ∂²h/∂a_l[a]²`` (THEORY §7), from which every ``u`` and ``w`` of the layer
+  ``S_l[:, a] = ∂²h/∂a_l[a]²`` (docs/theory.md §7), from which every ``u`` and ``w`` of the layer
   follows: for ``W_l[a, b]``, ``u = G_l[:, a]·z_{l−1}[b]`` and ``w = S_l[:, a]·z_{l−1}[b]²``.
 
 Both are second directional derivatives ``d²/dε² g(x + ε·e)`` at ``ε = 0``, computed as a
@@ -100,7 +100,7 @@ def coordinate_derivatives(
     ``∂g_n/∂θ_p`` and ``∂²g_n/∂θ_p²`` (pure second derivative, one coordinate at a time).
     Without ``head``, ``g = h`` and these are ``u_p = ∂h/∂θ_p`` and ``w_p = ∂²h/∂θ_p²``.
     With ``head(h, a) = log p(a | h)`` for labels ``a`` they are the score ``∂_pℓ`` and the
-    curvature ``∂²_pℓ`` of each label (THEORY §1).
+    curvature ``∂²_pℓ`` of each label (docs/theory.md §1).
 
     Parameters
     ----------
@@ -260,7 +260,7 @@ class LinearLayerUnits:
     * ``hess_diag``: ``[n, d, n_out]``, ``S[n, c, a] = ∂²h_c/∂a[a]²``.
 
     For ``W[a, b]``: ``u = G[:, :, a]·z_in[:, b]``, ``w = S[:, :, a]·z_in[:, b]²``; for
-    ``b[a]``: ``u = G[:, :, a]``, ``w = S[:, :, a]`` (THEORY §7).
+    ``b[a]``: ``u = G[:, :, a]``, ``w = S[:, :, a]`` (docs/theory.md §7).
     """
 
     name: str

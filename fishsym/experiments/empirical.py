@@ -1,4 +1,4 @@
-"""The empirical Fisher against the Fisher and its two unbiased estimators (THEORY §5).
+"""The empirical Fisher against the Fisher and its two unbiased estimators (docs/theory.md §5).
 
 Labels drawn from the **data** ``q(y|x)`` instead of the model ``p(y|x, θ)`` give the
 empirical Fisher. Per input ``x`` and parameter ``θ_i``, with ``δ = E_q[t] − η(h)``:
@@ -18,10 +18,10 @@ variance zero — the empirical Fisher trades all its variance for bias).
 Three independent routes, each a function here:
 
 * :func:`empirical_fisher_exact` — the formulas above for **every** parameter of an MLP,
-  through the per-unit factorisation of THEORY §7 and the family kernels;
+  through the per-unit factorisation of docs/theory.md §7 and the family kernels;
 * :func:`empirical_fisher_enumerated` — for selected parameter entries, autograd on the
   log-likelihood of every label of a finite support, expectations by exact enumeration
-  (THEORY §6; none of the formulas);
+  (docs/theory.md §6; none of the formulas);
 * :func:`empirical_fisher_monte_carlo` — labels sampled from ``q``, autograd on each,
   sample means and variances with standard errors.
 """
@@ -48,7 +48,7 @@ class EmpiricalFisherMoments:
     parameter (exact route) or ``[k]`` for ``k`` selected entries (enumeration route).
 
     * ``fisher``: ``E_x I(θ_i|x)``
-    * ``var1`` / ``var2``: ``E_x V₁(θ_i|x)``, ``E_x V₂(θ_i|x)`` (model labels, THEORY §2)
+    * ``var1`` / ``var2``: ``E_x V₁(θ_i|x)``, ``E_x V₂(θ_i|x)`` (model labels, docs/theory.md §2)
     * ``emp_mean`` / ``emp_var``: mean and single-label variance of the squared score
       ``(∂_iℓ)²`` under data labels ``q``, averaged over inputs
     * ``emp_hess_mean`` / ``emp_hess_var``: the same for ``−∂²_iℓ`` under ``q``
@@ -185,7 +185,7 @@ def empirical_fisher_exact(
     chunk_size: int = 128,
 ) -> EmpiricalFisherMoments:
     """Exact moments of the empirical Fisher, the Fisher and ``V₁``/``V₂`` for **every**
-    parameter of an MLP (THEORY §5 formulas through the factorisation of §7).
+    parameter of an MLP (docs/theory.md §5 formulas through the factorisation of §7).
 
     Parameters
     ----------
@@ -260,7 +260,7 @@ def empirical_fisher_enumerated(
 ) -> EmpiricalFisherMoments:
     """The moments of :func:`empirical_fisher_exact` at selected entries, by autograd on
     the log-likelihood of every label of a finite support and exact enumeration
-    (THEORY §6). Uses none of the closed forms; any ``nn.Module`` works.
+    (docs/theory.md §6). Uses none of the closed forms; any ``nn.Module`` works.
 
     Returns
     -------
@@ -301,7 +301,7 @@ class MonteCarloMoments:
 
     ``mean``/``var``: sample mean and (unbiased) sample variance of the replicates;
     ``se_mean`` = ``√(var/R)``; ``se_var`` = ``√((m₄ − var²)/R)`` with ``m₄`` the sample
-    fourth central moment (THEORY §6).
+    fourth central moment (docs/theory.md §6).
     """
 
     replicates: int

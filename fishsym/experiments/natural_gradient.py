@@ -5,7 +5,7 @@ The update is
     θ ← θ − lr · ∇L(θ) ⊘ (F̂(θ) + damping)
 
 with ``L`` the mean negative log-likelihood of a mini-batch and ``F̂`` a diagonal Fisher
-estimate from labels **sampled from the model** at the batch inputs (THEORY §2):
+estimate from labels **sampled from the model** at the batch inputs (docs/theory.md §2):
 
 * ``"squared_score"`` (``Î₁``): ``F̂_i = (1/(B·K)) Σ_n Σ_k (∂_i ℓ(y_nk | x_n))²``;
 * ``"neg_hessian"`` (``Î₂``): ``F̂_i = −(1/(B·K)) Σ_n Σ_k ∂²_i ℓ(y_nk | x_n)``;

@@ -10,7 +10,7 @@ badly conditioned and preconditioning matters); targets from a generalised linea
 
 The model is ``nn.Sequential(nn.Linear(2, 1))``: ``h`` is affine in ``θ = (w, b)``, so
 ``w_i = ∂²h/∂θ_i² = 0`` and the negative-Hessian estimator ``Î₂`` has no label variance at
-all (THEORY §2).
+all (docs/theory.md §2).
 """
 
 from __future__ import annotations

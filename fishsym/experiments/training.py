@@ -1,6 +1,6 @@
 """Training loops with per-epoch callbacks, and per-layer summaries of engine results.
 
-The paper's main experiment (THEORY §8) follows the Fisher information and the
+The paper's main experiment (docs/theory.md §8) follows the Fisher information and the
 variances of its two estimators layer by layer over training. :func:`train_over_epochs`
 trains with Adam and calls a callback before training and after every epoch;
 :func:`group_summary` condenses a :func:`fishsym.fisher_variances` result into one row

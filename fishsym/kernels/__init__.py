@@ -24,7 +24,7 @@ random valid parameters):
 
 All kernels accept float32 and float64 ``h`` (outputs follow ``h``'s dtype), any leading
 batch shape, CPU or CUDA tensors. See :class:`fishsym.kernels.base.FamilyKernel` for the
-methods and their shapes, and THEORY.md §1–§4 for the mathematics.
+methods and their shapes, and docs/theory.md §1–§4 for the mathematics.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Under ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``, …) the value 
 the unwrapped tensors (all vectorised entries at once), so a label outside the support or
 an ``h`` outside the domain is reported there too.
 
-Shapes (THEORY §1): ``h`` is ``[..., d]``; labels are ``[..., *obs_shape]``; a batch of
+Shapes (docs/theory.md §1): ``h`` is ``[..., d]``; labels are ``[..., *obs_shape]``; a batch of
 vectors ``v`` is ``[..., d, K]``. Leading batch shapes broadcast.
 """
 
@@ -270,7 +270,7 @@ class FamilyKernel:
         return self._suff_stat(y, dtype)
 
     def log_prob(self, y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """``log p(y|h) = t(y)ᵀh − F(h) + log k(y)`` (THEORY §1).
+        """``log p(y|h) = t(y)ᵀh − F(h) + log k(y)`` (docs/theory.md §1).
 
         ``y`` ``[..., *obs_shape]``, ``h`` ``[..., d]``; batch shapes broadcast.
         Returns ``[...]`` in ``h``'s dtype, differentiable in ``h`` (autograd, torch.func).
@@ -302,7 +302,7 @@ class FamilyKernel:
         return self._finite(self._quadratic(h, v), "the quadratic form vᵀI(h)v", h)
 
     def cubic(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``μ_3(h)[v,v,v] = κ_3(h)[v,v,v] = E[((t−η)ᵀv)³]`` per column (THEORY §5, the
+        """``μ_3(h)[v,v,v] = κ_3(h)[v,v,v] = E[((t−η)ᵀv)³]`` per column (docs/theory.md §5, the
         shifted moments of the empirical Fisher): ``h`` ``[..., d]``, ``v`` ``[..., d, K]`` →
         ``[..., K]``. (An extension of the kernel contract.)"""
         h = self._h(h)
@@ -310,7 +310,7 @@ class FamilyKernel:
         return self._finite(self._cubic(h, v), "the cubic form μ_3(h)[v³]", h)
 
     def quartic(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``μ_4(h)[v,v,v,v] = E[((t−η)ᵀv)⁴]`` per column (THEORY §2):
+        """``μ_4(h)[v,v,v,v] = E[((t−η)ᵀv)⁴]`` per column (docs/theory.md §2):
         ``h`` ``[..., d]``, ``v`` ``[..., d, K]`` → ``[..., K]``."""
         h = self._h(h)
         v = self._v(v, h)
@@ -318,7 +318,7 @@ class FamilyKernel:
 
     def var_squared(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``Var_y[((t−η)ᵀv)²] = μ_4(h)[v⁴] − (vᵀI(h)v)² = κ_4[v⁴] + 2(vᵀIv)²`` per column
-        — the single-label variance ``V₁`` of the squared score along ``v`` (THEORY §2)
+        — the single-label variance ``V₁`` of the squared score along ``v`` (docs/theory.md §2)
         — in a form that cannot cancel: ``μ_4 − I²`` subtracts two nearly equal numbers
         wherever ``((t−η)ᵀv)²`` hardly varies (a categorical head at ``p₀ = ½``, a
         Bernoulli head at ``h ≈ 0``) and can come out negative. ``h`` ``[..., d]``, ``v``
@@ -346,7 +346,7 @@ class FamilyKernel:
 
     def spectrum(self, h: torch.Tensor, *, local: bool = True) -> Spectrum:
         """Extreme eigenvalues of ``I(h)`` and certified bounds / local values for ``μ_4(h)``
-        (THEORY §3); every field ``[...]``, methods in :attr:`Spectrum.methods`.
+        (docs/theory.md §3); every field ``[...]``, methods in :attr:`Spectrum.methods`.
 
         ``local=False`` skips the search for the local values ``mu4_max_local`` and
         ``mu4_min_local`` (a multi-start power iteration: most of the cost, and no bound

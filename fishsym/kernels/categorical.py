@@ -1,4 +1,4 @@
-"""Structured ``O(C)`` kernels of the categorical family and its relatives (THEORY §4).
+"""Structured ``O(C)`` kernels of the categorical family and its relatives (docs/theory.md §4).
 
 With ``p = softmax(h)`` and one-hot ``t``:
 
@@ -127,7 +127,7 @@ def categorical_cubic(p, v):
 
 
 def categorical_quartic(p, v):
-    """``μ_4[v⁴] = Σ_c p_c (v_c − pᵀv)⁴``, ``[..., K]`` (THEORY §4)."""
+    """``μ_4[v⁴] = Σ_c p_c (v_c − pᵀv)⁴``, ``[..., K]`` (docs/theory.md §4)."""
     return _centred_power_sum(p, v, 4)
 
 
@@ -240,7 +240,7 @@ def categorical_fisher_max(p: torch.Tensor, q: torch.Tensor | None = None) -> to
     """``λ_max(diag(p) − ppᵀ)`` exactly, ``[..., C]`` → ``[...]`` (``O(C)`` per step).
 
     Interlacing puts the root in ``[p_(2), p_(1)]`` (the two largest probabilities), and
-    THEORY §4 gives ``max_c p_c(1−p_c) ≤ λ_max ≤ min(p_(1), 2·max_c p_c(1−p_c), 1 − ‖p‖²)``;
+    docs/theory.md §4 gives ``max_c p_c(1−p_c) ≤ λ_max ≤ min(p_(1), 2·max_c p_c(1−p_c), 1 − ‖p‖²)``;
     the bracket is the intersection. Ties ``p_(1) = p_(2)`` give ``λ_max = p_(1)``.
     ``q = 1 − p`` (optional, computed without cancellation) sharpens the bracket for
     confident outputs; ``1 − ‖p‖² = Σ_c p_c q_c``.
@@ -327,7 +327,7 @@ class CategoricalKernel(_SoftmaxKernel):
         p, q = softmax_complement(h)
         fisher_max = categorical_fisher_max(p, q)
         # certified: ((t−p)ᵀv)⁴ ≤ ‖t−p‖²‖v‖²((t−p)ᵀv)², so μ_4[v⁴] ≤ max_c‖e_c − p‖²·vᵀIv
-        # ≤ (1 − 2·p_min + ‖p‖²)·λ_max(I)·‖v‖⁴ (THEORY §4)
+        # ≤ (1 − 2·p_min + ‖p‖²)·λ_max(I)·‖v‖⁴ (docs/theory.md §4)
         upper = (1 - 2 * p.amin(-1) + (p * p).sum(-1)) * fisher_max
         # λ_min(μ_4) = 0 exactly: μ_4[v⁴] = E[((t−p)ᵀv)⁴] ≥ 0 for every v, and for
         # v = 1/√C, (t−p)ᵀ1 = Σ_c t_c − Σ_c p_c = 1 − 1 = 0 for every label, so the

@@ -1,4 +1,4 @@
-"""Structured kernel of the Gaussian with known isotropic covariance ``σ²·Id`` (THEORY §4).
+"""Structured kernel of the Gaussian with known isotropic covariance ``σ²·Id`` (docs/theory.md §4).
 
 ``h = μ/σ²``, ``t(y) = y``, ``F(h) = σ²‖h‖²/2``. Then ``η = σ²h``, ``I = σ²·Id``,
 ``κ_k = 0`` for ``k ≥ 3`` and ``μ_4[v⁴] = 3σ⁴‖v‖⁴`` exactly, so every spectral quantity is

@@ -16,7 +16,7 @@ Before printing, expressions are rewritten into functions torch has: ``log n!`` 
 trigamma, printed as the Hurwitz zeta ``ζ(2, x)`` because torch's own trigamma is accurate
 to only about 5e-10 in float64.
 
-Symmetric tensors are evaluated one distinct index multiset at a time (THEORY §1):
+Symmetric tensors are evaluated one distinct index multiset at a time (docs/theory.md §1):
 ``I`` from its ``d(d+1)/2`` entries; the quartic form as
 ``μ_4[v⁴] = Σ_{multisets (a≤b≤c≤e)} mult·μ_4[a,b,c,e]·v_a v_b v_c v_e``. This is meant
 for small ``d``; structured kernels (:mod:`fishsym.kernels.categorical`, …) replace it

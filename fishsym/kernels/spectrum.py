@@ -1,4 +1,4 @@
-"""Spectral quantities of ``I(h)`` and ``μ_4(h)`` (THEORY §3).
+"""Spectral quantities of ``I(h)`` and ``μ_4(h)`` (docs/theory.md §3).
 
 For a symmetric matrix ``A``: ``λ_min(A)``, ``λ_max(A)`` are its extreme eigenvalues. For
 the symmetric 4-tensor ``T = μ_4``: ``λ_max(T) = max_{‖v‖=1} T[v,v,v,v]`` and ``λ_min``

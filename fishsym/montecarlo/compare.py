@@ -10,7 +10,7 @@ estimator):
   label distribution;
 * **variance**:  the sample variance ``s²`` of the replicates against ``V``, through the
   Wilson–Hilferty cube root: ``z = ((s²/V)^{1/3} − 1 + q)/√q`` with ``q = Var(s²)/(9V²)``
-  and ``Var(s²) = (μ₄ − V²(R−3)/(R−1))/R`` (THEORY §6). ``μ₄``, the fourth central
+  and ``Var(s²) = (μ₄ − V²(R−3)/(R−1))/R`` (docs/theory.md §6). ``μ₄``, the fourth central
   moment of the ``N``-label estimate, is exact when the exact side is an
   :func:`~fishsym.reference.exact_moments` result (``μ₄ = (μ₄⁽¹⁾ − 3V_a²)/N³ +
   3V_a²/N²`` from its single-label fourth moments); otherwise the kurtosis ``m₄/s⁴`` of
@@ -39,7 +39,7 @@ approximation). Each group reports its Bonferroni-adjusted p-value
 correct reports fail with exact fourth moments, 4.3 % with empirical ones.
 
 **Exact zeros.** Where the exact variance is zero to floating-point resolution — ``Î₂``
-in the last (linear) layer, every ``Î₂`` of a ReLU network (THEORY §2) — the sampled
+in the last (linear) layer, every ``Î₂`` of a ReLU network (docs/theory.md §2) — the sampled
 per-label values are the same real number, so the Monte Carlo variance must vanish up
 to rounding: ``s ≤ ZERO_ULPS · ε · |Ī|`` (``ε`` the machine epsilon of the coarser of
 the Monte Carlo and exact dtypes); the same resolution decides which exact variances

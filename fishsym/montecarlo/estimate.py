@@ -1,4 +1,4 @@
-"""Monte Carlo estimates of ``Î₁`` and ``Î₂`` with labels drawn from the model (THEORY §2).
+"""Monte Carlo estimates of ``Î₁`` and ``Î₂`` with labels drawn from the model (docs/theory.md §2).
 
 What a practitioner would do, made rigorous: for each input ``x_n`` draw
 ``M = n_labels × replicates`` labels ``y_m ∼ p(y | x_n, θ)`` with an explicit
@@ -103,7 +103,7 @@ class MonteCarloEstimate:
     def se_var(self, est: str) -> dict[str, Tensor]:
         """Standard error of the sample variance from the empirical fourth moment:
         ``√((m₄ − s⁴(R−3)/(R−1))/R)``, the plug-in of ``Var(s²) = (μ₄ − σ⁴(R−3)/(R−1))/R``
-        (≈ ``√((m₄ − s⁴)/R)`` for large ``R``, THEORY §6)."""
+        (≈ ``√((m₄ − s⁴)/R)`` for large ``R``, docs/theory.md §6)."""
         R = self.replicates
         return {
             n: ((self.central4[est][n] - v**2 * (R - 3) / (R - 1)).clamp(min=0) / R).sqrt()
@@ -181,14 +181,14 @@ def estimate(
     output=None,
     max_memory: float | None = None,
 ) -> MonteCarloEstimate:
-    """Replicated Monte Carlo estimates of ``Î₁`` and ``Î₂`` (THEORY §2, §6).
+    """Replicated Monte Carlo estimates of ``Î₁`` and ``Î₂`` (docs/theory.md §2, §6).
 
     Parameters
     ----------
     model, inputs, family:
         As in :func:`fishsym.reference.exact_moments`; ``h = model(inputs)``.
     n_labels:
-        Labels averaged by one estimate (``N`` of THEORY §2), ≥ 1 (one label per
+        Labels averaged by one estimate (``N`` of docs/theory.md §2), ≥ 1 (one label per
         estimate is what practitioners use: BackPACK's and laplace-torch's default).
     replicates:
         Independent estimates per input, ≥ 2. The returned variance is that of the

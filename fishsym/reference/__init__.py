@@ -1,4 +1,4 @@
-"""Slow, obviously correct float64 oracles: exact label expectations (THEORY §6).
+"""Slow, obviously correct float64 oracles: exact label expectations (docs/theory.md §6).
 
 ``exact_moments(model, inputs, family, params=None)`` gives the exact mean and variance
 of the single-label squared score ``Î₁`` and negative Hessian ``Î₂`` per input and

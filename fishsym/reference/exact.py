@@ -1,4 +1,4 @@
-"""Exact single-label moments of ``Î₁`` and ``Î₂`` from autograd on ``ℓ`` (THEORY §6).
+"""Exact single-label moments of ``Î₁`` and ``Î₂`` from autograd on ``ℓ`` (docs/theory.md §6).
 
 For an input ``x`` and a parameter entry ``θ_p``, with ``y ∼ p(y | x, θ)``:
 
@@ -6,7 +6,7 @@ For an input ``x`` and a parameter entry ``θ_p``, with ``y ∼ p(y | x, θ)``:
     mean2 = E[−∂²_pℓ]                      var2 = Var[−∂²_pℓ]
 
 (both means equal the conditional Fisher information ``I(θ_p | x)``; ``var1``, ``var2`` are
-the single-label variances ``V₁``, ``V₂`` of THEORY §2 with ``N = 1``). The expectation is
+the single-label variances ``V₁``, ``V₂`` of docs/theory.md §2 with ``N = 1``). The expectation is
 a finite weighted sum over labels (:mod:`fishsym.reference.rules`), exact for the
 polynomials in ``t`` involved; the per-label derivatives are plain autograd on
 ``kernel.log_prob`` (:mod:`fishsym.reference.derivatives`). No closed form of the mean,

@@ -1,4 +1,4 @@
-"""Label rules: how an expectation over ``y ∼ p(y | h)`` is taken exactly (THEORY §6).
+"""Label rules: how an expectation over ``y ∼ p(y | h)`` is taken exactly (docs/theory.md §6).
 
 A rule is a set of labels ``y_j`` and weights ``ω_j`` per input with
 

@@ -1,11 +1,11 @@
 """fishsym.symbolic — exponential families in sympy (never imports torch).
 
 * :class:`ExponentialFamily` — a family declared by ``t``, ``F``, base measure, support
-  and natural-parameter domain; everything else derived (THEORY §1);
+  and natural-parameter domain; everything else derived (docs/theory.md §1);
 * :mod:`families` — the registry of built-in families (``families.get("poisson")``);
 * :func:`from_log_density` — a family from a log-density in any parametrisation;
 * :func:`verify_family` / :func:`verify_all` — independent checks, as :class:`CheckResult`;
-* :func:`check_theory` — symbolic proofs of the estimator theory (THEORY §2–§5).
+* :func:`check_theory` — symbolic proofs of the estimator theory (docs/theory.md §2–§5).
 """
 
 from fishsym.symbolic import families, support

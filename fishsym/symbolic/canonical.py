@@ -2,7 +2,7 @@
 
 A user writes ``log p(y | θ)`` as they know it — a Poisson with its rate
 ``y·log λ − λ − log y!``, a Gaussian with ``(μ, σ)``, an inverse Gaussian with
-``(μ, λ)`` — and :func:`from_log_density` rewrites it as (THEORY §1)
+``(μ, λ)`` — and :func:`from_log_density` rewrites it as (docs/theory.md §1)
 
     log p(y | θ) = t(y)ᵀ η(θ) − A(θ) + log k(y),
 
@@ -358,7 +358,7 @@ def from_log_density(
     ``log_density`` = ``log p(y | θ)`` is expanded (logs, products, trigonometric sums)
     and split into ``t(y)ᵀη(θ) − A(θ) + log k(y)``. Natural parameters ``h = η(θ)``
     (named ``h`` or ``h1..hd``) replace ``θ``; ``F(h) = A(θ(h))`` with ``θ(h)`` the branch
-    of the inverse map that is consistent with ``param_domain``. THEORY §1.
+    of the inverse map that is consistent with ``param_domain``. docs/theory.md §1.
 
     Parameters
     ----------

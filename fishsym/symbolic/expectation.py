@@ -209,7 +209,7 @@ def quadratic_structure(fam) -> tuple[list[dict], dict] | None:
 
     Returns ``(t_coefficients, log_base_coefficients)`` in the format of
     :func:`_quadratic_coefficients`. Then ``log p(y|h) = Σ_c h_c t_c(y) + log k(y) − F(h)``
-    is quadratic in ``y`` for every ``h``: a Gaussian-type density (THEORY §6).
+    is quadratic in ``y`` for every ``h``: a Gaussian-type density (docs/theory.md §6).
     """
     ys = fam.obs_symbols
     t_coefficients = [_quadratic_coefficients(t, ys) for t in fam.suff_stat]
@@ -283,7 +283,7 @@ def gauss_hermite_expectations(fam, fs: Sequence[sp.Expr], values: Mapping, dps:
     density is ``mass · N(A⁻¹b, A⁻¹)`` with ``mass = e^{c + ½bᵀA⁻¹b}(2π)^{d/2}/√det A``, and
     the tensor Gauss–Hermite rule with ``n`` nodes per axis integrates polynomials of
     degree ≤ 2n − 1 in each coordinate exactly, so ``E[f] = mass · Σ_k w_k f(y_k)`` is
-    exact up to the working precision (THEORY §6).
+    exact up to the working precision (docs/theory.md §6).
     """
     import itertools
 
@@ -402,7 +402,7 @@ class NormalisationCheck:
 
 
 def normalisation_check(fam, values: Mapping) -> NormalisationCheck:
-    """Check ``Σ/∫ k(y)·exp(t(y)ᵀh − F(h)) = 1`` at ``values`` cheaply (THEORY §1).
+    """Check ``Σ/∫ k(y)·exp(t(y)ᵀh − F(h)) = 1`` at ``values`` cheaply (docs/theory.md §1).
 
     Routes, by support:
 
@@ -605,7 +605,7 @@ def gaussian_log_mass(fam, values: Mapping, dps: int = NORMALISATION_DPS):
     """``log ∫ p(y|h) dy`` on ``R^d`` for a log-density ``c + bᵀy − ½yᵀAy`` (mpmath).
 
     ``∫ e^{c + bᵀy − ½yᵀAy} dy = e^{c + ½bᵀA⁻¹b} (2π)^{d/2} / √det A`` for ``A ≻ 0`` —
-    Gauss–Hermite with one node, exact for the constant integrand (THEORY §6). ``A``,
+    Gauss–Hermite with one node, exact for the constant integrand (docs/theory.md §6). ``A``,
     ``b``, ``c`` are read off ``t``, ``log k`` and ``F(h)`` (:func:`_log_density_coefficients`),
     never off derivatives of ``F``. The integral factorises over the blocks of
     coordinates coupled by ``A``'s off-diagonal entries, so a diagonal ``A`` (isotropic

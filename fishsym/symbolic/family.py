@@ -1,6 +1,6 @@
 """The exponential-family base class (pure sympy).
 
-A family is declared once, by what defines it (THEORY §1):
+A family is declared once, by what defines it (docs/theory.md §1):
 
     p(y | h) = k(y) · exp( t(y)ᵀ h − F(h) )
 
@@ -11,7 +11,7 @@ Everything else is derived here, once per instance, and cached:
 * mean ``η = ∇F`` and Fisher information ``I = ∇²F``;
 * cumulant tensors ``κ_k = ∇ᵏF``;
 * central moment tensors ``μ_k`` by the moment–cumulant (set-partition) formula;
-* moment tensors of ``t`` about an arbitrary point (THEORY §5, empirical Fisher);
+* moment tensors of ``t`` about an arbitrary point (docs/theory.md §5, empirical Fisher);
 * quadratic and quartic forms ``vᵀIv`` and ``μ_4[v,v,v,v]``.
 
 Symmetric tensors are computed one distinct index multiset at a time
@@ -275,7 +275,7 @@ class ExponentialFamily:
         """Distinct entries of ``μ_k = E[(t−η)^{⊗k}]`` (``k = 0..6``).
 
         ``μ_k[i_1..i_k] = Σ_π Π_{B∈π} κ_{|B|}[i_B]`` over set partitions ``π`` of the
-        ``k`` positions into blocks of size ≥ 2 (THEORY §1).
+        ``k`` positions into blocks of size ≥ 2 (docs/theory.md §1).
         """
         self._check_order(k, lo=0)
         if k in self._central:

@@ -1,7 +1,7 @@
 """Symbolic parametrised maps ``h(θ; x)`` for the proofs of :mod:`fishsym.symbolic.theory`.
 
 A model maps an input ``x`` and parameters ``θ`` to the natural parameters
-``h = h(x; θ) ∈ R^d`` of the output family (THEORY §1; last layer linear, no final
+``h = h(x; θ) ∈ R^d`` of the output family (docs/theory.md §1; last layer linear, no final
 activation). Everything is a sympy expression, so ``u_i = ∂h/∂θ_i`` (``jac``) and
 ``w_i = ∂²h/∂θ_i²`` (``hess_diag``) are exact.
 
@@ -164,14 +164,14 @@ class SymbolicModel:
 
     # ------------------------------------------------------------------ derivatives
     def jac(self, i: int) -> tuple[sp.Expr, ...]:
-        """``u_i = ∂h/∂θ_i``, ``d`` expressions (THEORY §1)."""
+        """``u_i = ∂h/∂θ_i``, ``d`` expressions (docs/theory.md §1)."""
         key = ("jac", i)
         if key not in self._cache:
             self._cache[key] = tuple(sp.diff(hc, self.params[i]) for hc in self.outputs)
         return self._cache[key]
 
     def hess_diag(self, i: int) -> tuple[sp.Expr, ...]:
-        """``w_i = ∂²h/∂θ_i²``, ``d`` expressions (THEORY §1)."""
+        """``w_i = ∂²h/∂θ_i²``, ``d`` expressions (docs/theory.md §1)."""
         key = ("hess_diag", i)
         if key not in self._cache:
             self._cache[key] = tuple(sp.diff(uc, self.params[i]) for uc in self.jac(i))

@@ -37,7 +37,7 @@ def set_partitions(k: int, min_block: int = 1) -> tuple[tuple[tuple[int, ...], .
     """All set partitions of ``{0..k-1}`` whose blocks have at least ``min_block`` elements.
 
     Used for the moment–cumulant formula: ``μ_k`` is the sum over partitions into blocks of
-    size ≥ 2 of the product of cumulants of the blocks (THEORY §1).
+    size ≥ 2 of the product of cumulants of the blocks (docs/theory.md §1).
     """
 
     def rec(items: tuple[int, ...]) -> Iterator[list[tuple[int, ...]]]:

@@ -1,4 +1,4 @@
-"""Symbolic proofs of the estimator theory (THEORY.md §1–§5).
+"""Symbolic proofs of the estimator theory (docs/theory.md §1–§5).
 
 ``check_theory(fam, model)`` proves, for an exponential family ``fam`` and a symbolic
 parametrised map ``h(θ; x)`` (:mod:`fishsym.symbolic.models`), the closed forms and bounds
@@ -34,7 +34,7 @@ computed separately from ``h``. This is the only place the network enters claims
 are polynomials of degree ≤ 4 in ``T``; ``E_y`` replaces each monomial ``T^α`` by the raw
 moment ``E[t^α]``. The raw moments are written as the moment–cumulant polynomials in
 *free* cumulant symbols, ``E[t^α] = Σ_π Π_{B∈π} κ_{α_B}`` over all set partitions ``π``;
-the closed forms use ``I = κ₂`` and ``μ₄ = κ₄ + 3·Sym(κ₂⊗κ₂)`` (THEORY §1). With ``u_i``,
+the closed forms use ``I = κ₂`` and ``μ₄ = κ₄ + 3·Sym(κ₂⊗κ₂)`` (docs/theory.md §1). With ``u_i``,
 ``w_i`` as free vectors too, each claim becomes a polynomial identity in ``(u, w, κ)``,
 computed in the polynomial ring ``ℚ[T, u, w, κ]`` (sympy's sparse polynomials): its
 representation is canonical, so "is the difference 0" costs nothing and a nonzero
@@ -297,7 +297,7 @@ class FreeCumulants:
         return self._raw[ms]
 
     def central4_entries(self) -> dict[tensors.Multiset, sp.Expr]:
-        """``μ₄[a,b,c,e] = κ₄[abce] + κ₂[ab]κ₂[ce] + κ₂[ac]κ₂[be] + κ₂[ae]κ₂[bc]`` (THEORY §1)."""
+        """``μ₄[a,b,c,e] = κ₄[abce] + κ₂[ab]κ₂[ce] + κ₂[ac]κ₂[be] + κ₂[ae]κ₂[bc]`` (docs/theory.md §1)."""
         k2 = self.kappa
         return {
             (a, b, c, e): k2((a, b, c, e))
@@ -444,37 +444,37 @@ class FamilyMoments:
 
 # ============================================================================ closed forms
 def _fisher_diag(m, u):
-    """``I(θ_i|x) = u_iᵀ I u_i`` (THEORY §1)."""
+    """``I(θ_i|x) = u_iᵀ I u_i`` (docs/theory.md §1)."""
     return m.quadratic(u)
 
 
 def _var1(m, u):
-    """``V₁ = μ₄[u⁴] − I(θ_i|x)²`` (THEORY §2, N = 1)."""
+    """``V₁ = μ₄[u⁴] − I(θ_i|x)²`` (docs/theory.md §2, N = 1)."""
     return m.quartic(u) - m.quadratic(u) ** 2
 
 
 def _var1_cumulant(m, u):
-    """``V₁ = κ₄[u⁴] + 2 I(θ_i|x)²`` (THEORY §2)."""
+    """``V₁ = κ₄[u⁴] + 2 I(θ_i|x)²`` (docs/theory.md §2)."""
     return m.cumulant4(u) + 2 * m.quadratic(u) ** 2
 
 
 def _var2(m, w):
-    """``V₂ = wᵀ I w`` (THEORY §2)."""
+    """``V₂ = wᵀ I w`` (docs/theory.md §2)."""
     return m.quadratic(w)
 
 
 def _cov1(m, u, v):
-    """``Cov(Î₁(θ_i), Î₁(θ_j)) = μ₄[u_i,u_i,u_j,u_j] − I_ii I_jj`` (THEORY §2)."""
+    """``Cov(Î₁(θ_i), Î₁(θ_j)) = μ₄[u_i,u_i,u_j,u_j] − I_ii I_jj`` (docs/theory.md §2)."""
     return m.form4(u, u, v, v) - m.quadratic(u) * m.quadratic(v)
 
 
 def _cov2(m, w, x):
-    """``Cov(Î₂(θ_i), Î₂(θ_j)) = w_iᵀ I w_j`` (THEORY §2)."""
+    """``Cov(Î₂(θ_i), Î₂(θ_j)) = w_iᵀ I w_j`` (docs/theory.md §2)."""
     return m.bilinear(w, x)
 
 
 def _joint_var(v_cond, fisher_cond, weights, n_x=1, n_y=1):
-    """``(1/N_x)(E_x[v_a]/N_y + Var_x[I(θ_i|x)])`` over a finite input law (THEORY §5)."""
+    """``(1/N_x)(E_x[v_a]/N_y + Var_x[I(θ_i|x)])`` over a finite input law (docs/theory.md §5)."""
     e_v = sum(q * v for q, v in zip(weights, v_cond, strict=True))
     e_i = sum(q * f for q, f in zip(weights, fisher_cond, strict=True))
     var_i = sum(q * f**2 for q, f in zip(weights, fisher_cond, strict=True)) - e_i**2
@@ -487,7 +487,7 @@ def _delta_dot(mq, mp, u):
 
 
 def _empirical_mean(mq, mp, u):
-    """``E_q[(∂_iℓ)²] = uᵀ(Cov_q[t] + δδᵀ)u`` with ``δ = E_q[t] − η(h)`` (THEORY §5).
+    """``E_q[(∂_iℓ)²] = uᵀ(Cov_q[t] + δδᵀ)u`` with ``δ = E_q[t] − η(h)`` (docs/theory.md §5).
 
     ``mq``: moments of the data labels' law; ``mp``: the model's (``η(h)``, ``I(h)``).
     """
@@ -495,34 +495,34 @@ def _empirical_mean(mq, mp, u):
 
 
 def _empirical_bias(mq, mp, u):
-    """``E_q[(∂_iℓ)²] − I(θ_i|x) = uᵀ(Cov_q[t] − I(h) + δδᵀ)u`` (THEORY §5)."""
+    """``E_q[(∂_iℓ)²] − I(θ_i|x) = uᵀ(Cov_q[t] − I(h) + δδᵀ)u`` (docs/theory.md §5)."""
     return mq.quadratic(u) - mp.quadratic(u) + _delta_dot(mq, mp, u) ** 2
 
 
 def _shifted_fourth(mq, mp, u):
-    """``E_q[(uᵀ(t−η))⁴] = μ₄^q[u⁴] + 4μ₃^q[u³](δᵀu) + 6μ₂^q[u²](δᵀu)² + (δᵀu)⁴`` (THEORY §5)."""
+    """``E_q[(uᵀ(t−η))⁴] = μ₄^q[u⁴] + 4μ₃^q[u³](δᵀu) + 6μ₂^q[u²](δᵀu)² + (δᵀu)⁴`` (docs/theory.md §5)."""
     du = _delta_dot(mq, mp, u)
     return mq.quartic(u) + 4 * mq.cubic(u) * du + 6 * mq.quadratic(u) * du**2 + du**4
 
 
 def _empirical_var(mq, mp, u):
-    """``E_q[(uᵀ(t−η))⁴] − (E_q[(uᵀ(t−η))²])²`` with the shift formula (THEORY §5)."""
+    """``E_q[(uᵀ(t−η))⁴] − (E_q[(uᵀ(t−η))²])²`` with the shift formula (docs/theory.md §5)."""
     return _shifted_fourth(mq, mp, u) - _empirical_mean(mq, mp, u) ** 2
 
 
 def _empirical_hessian_mean(mq, mp, u, w):
-    """``E_q[−∂²_iℓ] = I(θ_i|x) − δᵀw_i`` (THEORY §5)."""
+    """``E_q[−∂²_iℓ] = I(θ_i|x) − δᵀw_i`` (docs/theory.md §5)."""
     return mp.quadratic(u) - _delta_dot(mq, mp, w)
 
 
 def _empirical_hessian_var(mq, mp, w):
-    """``Var_q[∂²_iℓ] = w_iᵀ Cov_q[t] w_i`` (THEORY §5)."""
+    """``Var_q[∂²_iℓ] = w_iᵀ Cov_q[t] w_i`` (docs/theory.md §5)."""
     return mq.quadratic(w)
 
 
 @dataclass(frozen=True)
 class ClosedForms:
-    """The closed forms under test (THEORY §1–§5). Replace one (``dataclasses.replace``)
+    """The closed forms under test (docs/theory.md §1–§5). Replace one (``dataclasses.replace``)
     to see that a wrong formula is refuted: every check compares the exact expectation
     against these functions."""
 
@@ -626,7 +626,7 @@ def _to_cumulant_symbols(expr: sp.Expr, model: SymbolicModel, cum: FreeCumulants
 
 
 def expected_score(der: Derivation, i: int) -> sp.Expr:
-    """``(T − η)ᵀ u_i`` (THEORY §1) with ``u_i`` from the model."""
+    """``(T − η)ᵀ u_i`` (docs/theory.md §1) with ``u_i`` from the model."""
     u = der.model.jac(i)
     return sum(
         ((t - e) * uc for t, e, uc in zip(der.T, der.cumulants.eta, u, strict=True)), sp.Integer(0)
@@ -634,7 +634,7 @@ def expected_score(der: Derivation, i: int) -> sp.Expr:
 
 
 def expected_curvature(der: Derivation, i: int) -> sp.Expr:
-    """``(T − η)ᵀ w_i − u_iᵀ I u_i`` (THEORY §1)."""
+    """``(T − η)ᵀ w_i − u_iᵀ I u_i`` (docs/theory.md §1)."""
     w = der.model.hess_diag(i)
     lin = sum(
         ((t - e) * wc for t, e, wc in zip(der.T, der.cumulants.eta, w, strict=True)), sp.Integer(0)
@@ -667,7 +667,7 @@ def model_step(model: SymbolicModel) -> StepResult:
     res = StepResult(
         not failures,
         _combine_methods(methods),
-        f"{model.name}: ∂ℓ, ∂²ℓ by sympy's chain rule = THEORY §1 forms for all "
+        f"{model.name}: ∂ℓ, ∂²ℓ by sympy's chain rule = docs/theory.md §1 forms for all "
         f"{model.n_params} parameters"
         if not failures
         else "; ".join(failures[:3]),
@@ -769,7 +769,7 @@ def identities(
 
 
 def _decomposition_identities(d: int, cf: ClosedForms) -> list[tuple[str, sp.Expr]]:
-    """Claim 6: joint (x, y) estimators over a finite input law (THEORY §5).
+    """Claim 6: joint (x, y) estimators over a finite input law (docs/theory.md §5).
 
     Input ``n`` has its own cumulants (``h`` differs per input) and its own ``u``, ``w``.
     The joint expectation is ``Σ_n q_n E_y[· | x_n]``; labels of different draws are
@@ -899,7 +899,7 @@ CLAIM_TEXT = {
     2: "V₁ = μ₄[u⁴]−I² = κ₄[u⁴]+2I², V₂ = wᵀIw",
     3: "covariances (pullback forms)",
     4: "V₂ ≡ 0 where h is affine",
-    5: "bounds of THEORY §3",
+    5: "bounds of docs/theory.md §3",
     6: "input/label decomposition",
     7: "empirical Fisher mean, bias, variance",
 }
@@ -1024,7 +1024,7 @@ def _check_piecewise_network(fam, model: SymbolicModel, act: str, cf: ClosedForm
 def check_decomposition(
     fam, model: SymbolicModel, cf: ClosedForms = CLOSED_FORMS, seed: int = 0
 ) -> CheckResult:
-    """Claim 6: law of total variance over a finite input distribution (THEORY §5).
+    """Claim 6: law of total variance over a finite input distribution (docs/theory.md §5).
 
     The inputs are fixed rationals with weights :data:`INPUT_WEIGHTS`; at each input the
     model step gives ``score = (T − η(h(θ;x_n)))ᵀu_i(x_n)``, the cumulants of the label law
@@ -1048,7 +1048,7 @@ def check_decomposition(
 # ============================================================================ claim 7
 def shift_moment(mq, point, ms: Sequence[int]):
     """``E_q[Π_j (t − a)_{ms_j}] = Σ_S μ^q_{|S|}[ms_S] Π_{j∉S} δ_{ms_j}`` with ``δ = η_q − a``,
-    over subsets ``S`` of the positions (``μ₀ = 1``, ``μ₁ = 0``; THEORY §5)."""
+    over subsets ``S`` of the positions (``μ₀ = 1``, ``μ₁ = 0``; docs/theory.md §5)."""
     k = len(ms)
     central4 = mq.central4_entries()
     total = sp.Integer(0)
@@ -1158,7 +1158,7 @@ def family_shift_link(fam: ExponentialFamily) -> StepResult:
 def check_empirical(
     fam: ExponentialFamily, model: SymbolicModel, cf: ClosedForms = CLOSED_FORMS
 ) -> list[CheckResult]:
-    """Claim 7: empirical Fisher with labels from ``q`` = the family at ``h_q`` (THEORY §5).
+    """Claim 7: empirical Fisher with labels from ``q`` = the family at ``h_q`` (docs/theory.md §5).
 
     The model's natural parameter is ``h_p`` (mean ``η(h_p)``, Fisher ``I(h_p)``); by the
     model step its score is ``(t − η(h_p))ᵀu_i``. Three exact steps: the identities of
@@ -1605,7 +1605,7 @@ def sym2_pencil(mu4: Mapping[tensors.Multiset, sp.Expr], d: int) -> tuple[sp.Mat
     With ``s_{ab} = v_a v_b`` (``a ≤ b``) and ``m_{ab} = 1`` (a = b) or 2:
     ``T[v⁴] = sᵀ G s`` with ``G_{(ab),(ce)} = m_ab m_ce T_abce`` and
     ``‖v‖⁴ = sᵀ D s``, ``D = diag(m_ab)``. The pencil's extreme eigenvalues bound
-    ``T[v⁴]/‖v‖⁴`` — certified bounds on ``λ_min(T)``, ``λ_max(T)`` (THEORY §3).
+    ``T[v⁴]/‖v‖⁴`` — certified bounds on ``λ_min(T)``, ``λ_max(T)`` (docs/theory.md §3).
     """
     pairs = list(tensors.multisets(d, 2))
     mult = [1 if a == b else 2 for a, b in pairs]
@@ -1669,7 +1669,7 @@ def _isotropic(entries_form: sp.Expr, v: Sequence[sp.Symbol], power: int) -> sp.
 def check_bounds(
     fam: ExponentialFamily, model: SymbolicModel, seed: int = 0, n_points: int = N_POINTS
 ) -> list[CheckResult]:
-    """Claim 5: the bounds of THEORY §3 at exact random points, plus isotropic equality.
+    """Claim 5: the bounds of docs/theory.md §3 at exact random points, plus isotropic equality.
 
     At each point, per parameter (N = 1): ``‖w‖²λ_min(I) ≤ V₂ ≤ ‖w‖²λ_max(I)``,
     ``‖u‖⁴λ_lo(μ₄) − I² ≤ V₁ ≤ ‖u‖⁴λ_hi(μ₄) − I²``, the spectral forms
@@ -1827,7 +1827,7 @@ def check_categorical_spectrum(
 
 
 def _categorical_spectrum(fam: ExponentialFamily, seed: int, n_points: int) -> list[CheckResult]:
-    """THEORY §4 facts for the over-complete categorical family, in ``p = softmax(h)``.
+    """docs/theory.md §4 facts for the over-complete categorical family, in ``p = softmax(h)``.
 
     Symbolic (all ``p`` on the simplex): ``I = diag(p) − ppᵀ`` and
     ``μ₄[v⁴] = Σ_c p_c(v_c − pᵀv)⁴`` (from the family at ``h = log p``); ``I𝟙 = 0``;
@@ -2037,7 +2037,7 @@ def check_theory(
     n_points: int = N_POINTS,
     closed_forms: ClosedForms = CLOSED_FORMS,
 ) -> list[CheckResult]:
-    """Prove the estimator theory of THEORY §1–§5 for a family and a symbolic model.
+    """Prove the estimator theory of docs/theory.md §1–§5 for a family and a symbolic model.
 
     Parameters
     ----------

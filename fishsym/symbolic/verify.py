@@ -1,7 +1,7 @@
 """Verification of a family's derived quantities, independent of the cumulant route.
 
 Everything :class:`~fishsym.symbolic.family.ExponentialFamily` derives comes from
-differentiating ``F`` (THEORY §1): ``η = ∇F``, ``I = ∇²F``, ``κ_k = ∇ᵏF`` and the central
+differentiating ``F`` (docs/theory.md §1): ``η = ∇F``, ``I = ∇²F``, ``κ_k = ∇ᵏF`` and the central
 moments ``μ_k`` by the set-partition formula. This module checks those derivations
 against quantities that never differentiate ``F``:
 
@@ -640,7 +640,7 @@ def verify_family(
 ) -> list[CheckResult]:
     """Check a family's derived quantities against direct expectations and sympy.stats.
 
-    Claims (one :class:`CheckResult` each; THEORY §1):
+    Claims (one :class:`CheckResult` each; docs/theory.md §1):
 
     * normalisation ``Σ/∫ k(y)·exp(t(y)ᵀh − F(h)) = 1``;
     * ``E[t] = ∇F = fam.mean``; ``Cov[t] = ∇²F = fam.fisher``;

@@ -1,5 +1,5 @@
 """Exact Fisher diagonal, single-label variances of ``Î₁`` and ``Î₂``, bounds, and the
-joint / sample-size forms (THEORY §2, §3, §5) for every parameter of a network.
+joint / sample-size forms (docs/theory.md §2, §3, §5) for every parameter of a network.
 
     res = fishsym.fisher_variances(model, inputs, "categorical")
     res.fisher, res.var1, res.var2, res.bounds, res.summary()

@@ -1,5 +1,5 @@
 """``fisher_variances``: exact Fisher diagonal, ``V₁``, ``V₂`` and their bounds for every
-parameter of a network (THEORY §2, §3, §5, §7).
+parameter of a network (docs/theory.md §2, §3, §5, §7).
 
 For one input ``x`` and parameter entry ``θ_i`` with ``u_i = ∂h/∂θ_i``, ``w_i = ∂²h/∂θ_i²``
 (delivered by :mod:`fishsym.engine`) and the family's ``I(h)``, ``μ_4(h)``:
@@ -317,7 +317,7 @@ def fisher_variances(
     max_memory: float | None = None,
 ) -> FisherVariances:
     """Exact conditional Fisher diagonal and single-label estimator variances of every
-    parameter, averaged over ``inputs`` (THEORY §2, §3, §5, §7).
+    parameter, averaged over ``inputs`` (docs/theory.md §2, §3, §5, §7).
 
     For each trainable parameter entry ``θ_i`` and input ``x`` the quantities are
     ``I(θ_i|x) = u_iᵀ I(h) u_i``, the single-label variances ``V₁`` of the squared score
@@ -339,7 +339,7 @@ def fisher_variances(
         Keep the per-input values: tensors gain a leading ``[n_inputs]`` axis
         (``P × n_inputs`` memory per quantity).
     bounds:
-        Also compute the bounds of THEORY §3.
+        Also compute the bounds of docs/theory.md §3.
     dtype:
         Working dtype; ``torch.float64`` by default, ``torch.float32`` on request.
     chunk_size:

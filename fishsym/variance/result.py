@@ -31,7 +31,7 @@ def _check_probability(rel_error, prob) -> tuple[float, float]:
 
 
 def chebyshev_labels(var: Tensor, fisher: Tensor, rel_error: float, prob: float) -> Tensor:
-    """Labels ``N ≥ v / (ρ ε² I²)`` with ``ρ = 1 − prob`` (THEORY §5, Chebyshev), at least 1.
+    """Labels ``N ≥ v / (ρ ε² I²)`` with ``ρ = 1 − prob`` (docs/theory.md §5, Chebyshev), at least 1.
 
     Formed as ``(√v / I)² / (ρε²)`` so that a tiny ``I > 0`` whose square underflows still
     gives its finite count. ``inf`` where ``I = 0 < v`` (no number of labels gives a
@@ -55,9 +55,9 @@ class FisherVariances:
         parameter (``[n_inputs, *shape]`` of ``I(θ_i|x)`` with ``per_sample``).
     var1, var2:
         ``E_x V₁(θ_i|x)``, ``E_x V₂(θ_i|x)``: single-label (``N = 1``) variances of
-        ``Î₁`` and ``Î₂`` (THEORY §2), same layout.
+        ``Î₁`` and ``Î₂`` (docs/theory.md §2), same layout.
     bounds:
-        ``bounds[estimator]["lower" | "upper"]``, same layout: the THEORY §3 bounds
+        ``bounds[estimator]["lower" | "upper"]``, same layout: the docs/theory.md §3 bounds
         (``N = 1``) averaged over inputs, each per-input bound ``max(0, ·)`` and rounded
         outward (certified in floating point); ``None`` when not requested.
     bounds_method:
@@ -65,7 +65,7 @@ class FisherVariances:
         bound was obtained (from the kernel's ``Spectrum.methods``).
     var_fisher_over_inputs:
         ``Var_x I(θ_i|x)`` over the given inputs (population variance), shaped like the
-        parameter: the input-randomness term of THEORY §5.
+        parameter: the input-randomness term of docs/theory.md §5.
     per_sample:
         Whether ``fisher``, ``var1``, ``var2``, ``bounds`` keep the input axis.
     family, kernel:
@@ -95,11 +95,11 @@ class FisherVariances:
         """The exponential family (``kernel.family``)."""
         return self.kernel.family
 
-    # ------------------------------------------------------------------ THEORY §5
+    # ------------------------------------------------------------------ docs/theory.md §5
     def variance(self, estimator: str, n_labels: int = 1, n_inputs: int = 1) -> dict[str, Tensor]:
         """Variance of the joint estimator of the data Fisher ``E_x I(θ_i|x)`` from
         ``n_inputs`` inputs drawn from the empirical distribution of the given inputs, with
-        ``n_labels`` model labels each (THEORY §5):
+        ``n_labels`` model labels each (docs/theory.md §5):
 
             (1/N_x) ( E_x[v_a(θ_i|x)] / N_y + Var_x[I(θ_i|x)] ),   a ∈ {1, 2}.
 
@@ -117,7 +117,7 @@ class FisherVariances:
         self, rel_error: float = 0.1, prob: float = 0.95
     ) -> dict[str, dict[str, Tensor]]:
         """Labels per input so that ``Î_a(θ_i|x)`` is within relative error ``rel_error`` of
-        ``I(θ_i|x)`` with probability at least ``prob``, by Chebyshev (THEORY §5):
+        ``I(θ_i|x)`` with probability at least ``prob``, by Chebyshev (docs/theory.md §5):
         ``N ≥ V_a / ((1 − prob) ε² I²)``.
 
         With ``per_sample`` the count is per input (``[n_inputs, *shape]``); otherwise it
@@ -136,7 +136,7 @@ class FisherVariances:
     # ------------------------------------------------------------------ summary
     def summary(self, rel_error: float = 0.1, prob: float = 0.95) -> Summary:
         """Per parameter group — each module (e.g. a Linear layer's weight and bias) and
-        each tensor — the trace forms over the group's entries ``i`` (THEORY §3):
+        each tensor — the trace forms over the group's entries ``i`` (docs/theory.md §3):
 
         * ``fisher``: ``Σ_i I(θ_i)``;
         * ``std_squared_score`` / ``std_neg_hessian``: ``√(Σ_i V_a(θ_i))``, the root mean

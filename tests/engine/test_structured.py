@@ -1,4 +1,4 @@
-"""The structured pass (THEORY §7) against autograd on its definitions.
+"""The structured pass (docs/theory.md §7) against autograd on its definitions.
 
 ``G_l = ∂h/∂a_l`` is checked against the autograd Jacobian of the network's tail (the
 modules after Linear layer ``l``) at ``a_l``, and ``S_l[c, a] = ∂²h_c/∂a_l[a]²`` against

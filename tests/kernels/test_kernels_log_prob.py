@@ -182,7 +182,7 @@ def test_log_prob_broadcasts_labels_against_h(kt):
 
 @pytest.mark.parametrize("family_name", families.names())
 def test_score_is_t_minus_eta(family_name, kt):
-    """∂ log p(y|h)/∂h = t(y) − η(h) (THEORY §1), by autograd and by torch.func."""
+    """∂ log p(y|h)/∂h = t(y) − η(h) (docs/theory.md §1), by autograd and by torch.func."""
     k = kernels.get(family_name)
     fam = families.get(family_name)
     h = kt.random_h(fam, kt.rng(8), 3).requires_grad_(True)

@@ -1,4 +1,4 @@
-"""Spectral quantities (THEORY §3–§4): exact parts vs eigensolvers, certified bounds vs
+"""Spectral quantities (docs/theory.md §3–§4): exact parts vs eigensolvers, certified bounds vs
 local values and random unit vectors, closed forms for Gaussian and 1-D families."""
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def test_gaussian_closed_form_and_power_iteration_agree(kt):
 
 
 def test_categorical_theory_facts(kt):
-    """THEORY §4: max p(1−p) ≤ λ_max(I) ≤ min(p_max, 2·max p(1−p), 1 − ‖p‖²) ≤ 1/2;
+    """docs/theory.md §4: max p(1−p) ≤ λ_max(I) ≤ min(p_max, 2·max p(1−p), 1 − ‖p‖²) ≤ 1/2;
     λ_min(μ_4) = 0 attained at the ones vector; the certified quartic bound."""
     C = 40
     k = kernels.get("categorical", C=C)

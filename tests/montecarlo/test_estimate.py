@@ -158,7 +158,7 @@ def test_exact_zero_claims_are_checked(tanh_case):
     "activation,widths", [("relu", (3, 5, 4)), ("leaky_relu", (3, 4)), ("tanh", (3,))]
 )
 def test_exact_zeros_of_piecewise_linear_nets_and_glms(activation, widths):
-    """ReLU-type nets and GLMs: every Î₂ is exact from one label (THEORY §2), in float32."""
+    """ReLU-type nets and GLMs: every Î₂ is exact from one label (docs/theory.md §2), in float32."""
     net, x = net_and_inputs(3, activation=activation, widths=widths, dtype=torch.float32)
     mc = estimate(
         net, x, "categorical", 8, 50, torch.Generator().manual_seed(6), estimators=("neg_hessian",)

@@ -1,4 +1,4 @@
-"""The empirical Fisher's exact moments (THEORY §5): formula route vs enumeration route vs
+"""The empirical Fisher's exact moments (docs/theory.md §5): formula route vs enumeration route vs
 Gauss–Hermite quadrature written out here vs Monte Carlo."""
 
 import numpy as np

@@ -151,7 +151,7 @@ def test_gaussian_vector_outputs_use_a_product_grid(d):
 # ---------------------------------------------------------------------------- closed forms
 def test_glm_closed_forms_categorical():
     """Depth-1 classifier: W[a,b] has u = e_a x_b, so I = p_a(1−p_a)x_b²,
-    V₁ = x_b⁴ p_a(1−p_a)(1−2p_a)² (THEORY §4) and V₂ = 0."""
+    V₁ = x_b⁴ p_a(1−p_a)(1−2p_a)² (docs/theory.md §4) and V₂ = 0."""
     net = small_net(4, widths=(3,))
     x = inputs(5, 3)
     ref = exact_moments(net, x, "categorical")

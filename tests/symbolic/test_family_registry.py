@@ -1,5 +1,5 @@
 """Generic tests of every registered family (a newly registered family is tested here
-with no new test). THEORY §1: cumulants are derivatives of F, central moments follow by
+with no new test). docs/theory.md §1: cumulants are derivatives of F, central moments follow by
 the set-partition formula, moments about a point by the binomial shift.
 
 Equalities of expressions are decided by :func:`fishsym.symbolic.verify.same_function`:
@@ -115,7 +115,7 @@ def test_low_central_moments_are_cumulants(family_name):
 
 @pytest.mark.parametrize("family_name", FAMILY_NAMES)
 def test_mu4_is_kappa4_plus_three_pairings(family_name):
-    """THEORY §1: μ4[a,b,c,e] = κ4 + κ2[a,b]κ2[c,e] + κ2[a,c]κ2[b,e] + κ2[a,e]κ2[b,c]."""
+    """docs/theory.md §1: μ4[a,b,c,e] = κ4 + κ2[a,b]κ2[c,e] + κ2[a,c]κ2[b,e] + κ2[a,e]κ2[b,c]."""
     fam = families.get(family_name)
     k2, k4, mu4 = fam.cumulant(2), fam.cumulant(4), fam.central_moment(4)
     for a, b, c, e in tensors.multisets(fam.dim, 4):

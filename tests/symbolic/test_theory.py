@@ -1,4 +1,4 @@
-"""check_theory: the symbolic proofs of THEORY §1–§5 (issue 3, part A).
+"""check_theory: the symbolic proofs of docs/theory.md §1–§5 (issue 3, part A).
 
 * every registered family passes every claim for the GLM and both networks;
 * a user-defined family (an inverse Gaussian declared here) passes too;

@@ -7,7 +7,7 @@
   their definitions ``E[f(t)] = Σ_j p_j f(t_j)``.
 * :func:`brute_derivatives`: ``u_i = ∂h/∂θ_i`` by autograd on ``h`` and
   ``w_i = ∂²h/∂θ_i²`` by double backward, one parameter entry at a time.
-* :func:`reference`: ``I(θ_i|x)``, ``V₁``, ``V₂`` per input from those two, by THEORY §2.
+* :func:`reference`: ``I(θ_i|x)``, ``V₁``, ``V₂`` per input from those two, by docs/theory.md §2.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def brute_derivatives(model: nn.Module, x: torch.Tensor):
 
 def reference(model: nn.Module, inputs: torch.Tensor, family: str):
     """Per-input ``fisher``, ``var1``, ``var2`` ``{name: [n, *shape]}`` and per-input
-    spectral values, from :func:`brute_derivatives` and :func:`moments` (THEORY §2)."""
+    spectral values, from :func:`brute_derivatives` and :func:`moments` (docs/theory.md §2)."""
     res = {"fisher": {}, "var1": {}, "var2": {}, "g_norm4": {}, "w_norm2": {}}
     shapes = {n: p.shape for n, p in model.named_parameters() if p.requires_grad}
     rows = {k: {n: [] for n in shapes} for k in res}

@@ -1,4 +1,4 @@
-"""THEORY §3 bounds bracket the exact single-label variances, for every parameter of
+"""docs/theory.md §3 bounds bracket the exact single-label variances, for every parameter of
 random networks (property-based)."""
 
 import pytest

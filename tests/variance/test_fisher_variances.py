@@ -2,7 +2,7 @@
 
 The oracle (conftest.py) gets ``u_i`` by autograd of ``h``, ``w_i`` by double backward one
 parameter entry at a time, and the moments of ``t`` from the label distribution itself
-(enumeration / Gauss–Hermite / truncated sums), then applies THEORY §2 literally.
+(enumeration / Gauss–Hermite / truncated sums), then applies docs/theory.md §2 literally.
 """
 
 import pytest
@@ -251,7 +251,7 @@ def test_user_model_is_not_modified(oracle):
         assert v.dtype == torch.float32 and torch.equal(v, state[k])
 
 
-# --------------------------------------------------------------------------- THEORY §5
+# --------------------------------------------------------------------------- docs/theory.md §5
 def test_variance_is_the_joint_formula(oracle):
     model, x = mlp([4, 5, 3], "tanh"), inputs(6, 4)
     res = fishsym.fisher_variances(model, x, "categorical", per_sample=True)

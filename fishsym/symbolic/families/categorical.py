@@ -2,7 +2,7 @@
 
 ``y`` is the one-hot vector ``e_y``, ``t = y``, ``h`` = logits,
 ``F(h) = log Σ_c exp h_c``; ``η = softmax(h)``, ``I = diag(p) − ppᵀ`` (singular: the
-all-ones vector is in its kernel). THEORY §4.
+all-ones vector is in its kernel). docs/theory.md §4.
 """
 
 import sympy as sp

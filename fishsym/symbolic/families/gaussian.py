@@ -2,7 +2,7 @@
 
 ``h = μ/σ²``, ``t(y) = y``, ``F(h) = σ²‖h‖²/2``, ``log k(y) = −‖y‖²/(2σ²) − (d/2)·log(2πσ²)``.
 With ``σ² = 1`` (the default) the natural parameter is the mean: ``I = Id``, ``κ_4 = 0``
-and ``μ_4[v⁴] = 3‖v‖⁴`` (THEORY §4).
+and ``μ_4[v⁴] = 3‖v‖⁴`` (docs/theory.md §4).
 """
 
 import sympy as sp
