@@ -124,7 +124,7 @@ def _child(spec: dict) -> dict:
         import fishsym
         from fishsym.engine import GenericModel
         from fishsym.variance import resolve_kernel, unit_moments
-        from fishsym.variance.compute import GENERIC_INPUT_CHUNK
+        from fishsym.engine.generic import GENERIC_INPUT_CHUNK
 
         model = nets.mlp(widths, "sigmoid")
         engine = GenericModel(model, dtype)

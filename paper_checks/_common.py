@@ -34,18 +34,10 @@ FAMILY_OUTPUTS = {
 
 def kernel_for(family: str, d: int):
     """The :mod:`fishsym.kernels` kernel of a registered family for a network with ``d``
-    outputs (the size argument inferred as the registry says)."""
+    outputs: the one family resolver, :func:`fishsym.kernels.for_output`."""
     from paper_checks._core import need
 
-    kernels = need("fishsym.kernels")
-    from fishsym.symbolic import families
-
-    size = families.entry(family).output_size
-    if size is None:
-        return kernels.get(family)
-    if size == "C_minus_1":
-        return kernels.get(family, C=d + 1)
-    return kernels.get(family, **{size: d})
+    return need("fishsym.kernels").for_output(family, d)
 
 
 def random_mlp(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 import sys
 import time
 import traceback
@@ -12,21 +13,20 @@ from pathlib import Path
 from paper_checks._core import ClaimResult, Context, NotAvailable
 
 #: every check, in the order the report lists them (symbolic → numeric → experiments)
-CHECKS = (
-    "family_verification",
-    "symbolic_theory",
-    "closed_form_variances",
-    "bounds_hold",
-    "categorical_spectrum",
-    "gaussian_cv",
-    "last_layer_zero_var2",
-    "relu_zero_var2",
-    "negative_neg_hessian",
-    "input_label_decomposition",
-    "empirical_fisher",
-    "toy_natural_gradient",
-    "mnist_over_training",
-)
+def _discover() -> tuple[str, ...]:
+    """The claim checks: every module of this package not starting with ``_`` that
+    defines ``CLAIM``, ordered by its ``ORDER`` (adding a claim is adding its module)."""
+    found = []
+    for info in pkgutil.iter_modules([str(Path(__file__).resolve().parent)]):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"paper_checks.{info.name}")
+        if hasattr(mod, "CLAIM"):
+            found.append((getattr(mod, "ORDER", 1000), info.name))
+    return tuple(name for _, name in sorted(found))
+
+
+CHECKS = _discover()
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "_out"
 

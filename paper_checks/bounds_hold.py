@@ -25,6 +25,8 @@ from paper_checks._common import (
 from paper_checks._core import need
 
 NAME = "bounds_hold"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 40
 CLAIM = "Lower ≤ exact ≤ upper bound for V₁ and V₂, every parameter"
 WHERE = "paper's bounds theorem (docs/theory.md §3); Gaussian tightness (docs/theory.md §4)"
 METHOD = (

@@ -18,6 +18,8 @@ from paper_checks._common import as_float64, max_rel_err, mnist_split, trained_m
 from paper_checks._core import matplotlib, need
 
 NAME = "categorical_spectrum"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 50
 CLAIM = "Categorical spectrum bounds; last-layer V₁ = z⁴p(1−p)(1−2p)², V₂ = 0"
 WHERE = "paper's classification case (docs/theory.md §4)"
 METHOD = (

@@ -22,6 +22,8 @@ from paper_checks._common import (
 from paper_checks._core import need
 
 NAME = "closed_form_variances"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 30
 CLAIM = "Both estimators are unbiased; V₁ = μ₄[u⁴] − I², V₂ = wᵀIw"
 WHERE = "paper's variance theorem for Î₁/Î₂ (docs/theory.md §2)"
 METHOD = (

@@ -26,6 +26,8 @@ from paper_checks._common import (
 from paper_checks._core import matplotlib, need
 
 NAME = "empirical_fisher"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 110
 CLAIM = "Empirical Fisher: bias and variance as docs/theory.md §5 predicts"
 WHERE = "paper's empirical-Fisher discussion (docs/theory.md §5)"
 METHOD = (

@@ -12,6 +12,8 @@ import time
 from paper_checks._core import need
 
 NAME = "family_verification"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 10
 CLAIM = "Exponential-family moments (η, I, μ₃, μ₄) are right for every family"
 WHERE = "setting of the paper (docs/theory.md §1, §4)"
 METHOD = (

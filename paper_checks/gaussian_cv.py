@@ -13,6 +13,8 @@ from paper_checks._common import max_rel_err, random_inputs, random_mlp
 from paper_checks._core import matplotlib, need
 
 NAME = "gaussian_cv"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 60
 CLAIM = "Gaussian head: CV of Î₁ is √(2/N) for every parameter"
 WHERE = "paper's regression case (docs/theory.md §4, §8)"
 METHOD = (

@@ -22,6 +22,8 @@ from paper_checks._common import (
 from paper_checks._core import matplotlib, need
 
 NAME = "input_label_decomposition"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 100
 CLAIM = "Var Î = (E_x v/N_y + Var_x I)/N_x: label part + input part"
 WHERE = "paper's joint (input, label) variance (docs/theory.md §5)"
 METHOD = (

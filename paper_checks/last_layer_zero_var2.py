@@ -13,6 +13,8 @@ from paper_checks._common import FAMILY_OUTPUTS, kernel_for, linear_names, rando
 from paper_checks._core import need
 
 NAME = "last_layer_zero_var2"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 70
 CLAIM = "V₂ = 0 in the last layer and in GLMs (Î₂ exact from one label)"
 WHERE = "paper's variance theorem, consequence for linear parameters (docs/theory.md §2, §8)"
 METHOD = (

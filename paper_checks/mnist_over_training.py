@@ -26,6 +26,8 @@ from paper_checks._common import mnist_split, random_mlp
 from paper_checks._core import matplotlib, need
 
 NAME = "mnist_over_training"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 130
 CLAIM = "MNIST over training: FI, std of Î₁/Î₂, bounds per layer (main figure)"
 WHERE = "paper's MNIST figure (docs/theory.md §8)"
 METHOD = (

@@ -18,6 +18,8 @@ from paper_checks._common import (
 from paper_checks._core import matplotlib, need
 
 NAME = "negative_neg_hessian"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 90
 CLAIM = "Single-label Î₂ can be negative in hidden layers; Î₁ ≥ 0 always"
 WHERE = "paper's discussion of Î₂ (docs/theory.md §8)"
 METHOD = (

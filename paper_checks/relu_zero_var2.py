@@ -19,6 +19,8 @@ from paper_checks._common import (
 from paper_checks._core import need
 
 NAME = "relu_zero_var2"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 80
 CLAIM = "ReLU networks: V₂ = 0 for every parameter, Î₂ = I(θ|x) from one label"
 WHERE = "paper's variance theorem, piecewise-linear case (docs/theory.md §2, §8)"
 METHOD = (

@@ -14,6 +14,8 @@ import time
 from paper_checks._core import need
 
 NAME = "symbolic_theory"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 20
 CLAIM = "The closed forms and bounds hold symbolically, for every family"
 WHERE = "paper's theorems (docs/theory.md §2–§5)"
 METHOD = (

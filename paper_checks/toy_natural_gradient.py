@@ -13,6 +13,8 @@ from fishsym.experiments.toy import TASKS, TRUE_WEIGHT, toy_model
 from paper_checks._core import matplotlib, need
 
 NAME = "toy_natural_gradient"
+#: position in the report (claims are discovered from their modules, sorted by it)
+ORDER = 120
 CLAIM = "Toy natural gradient (Fig. 1): Î₂ has zero label variance, its run is no noisier"
 WHERE = "paper's Figure 1 (docs/theory.md §8)"
 METHOD = (

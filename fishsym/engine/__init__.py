@@ -1,6 +1,14 @@
 """The derivative engine: per-input ``u_i = ∂h/∂θ_i`` and ``w_i = ∂²h/∂θ_i²`` (docs/theory.md §1, §7).
 
-Two paths deliver the same :class:`ParamDerivatives`:
+**The engine protocol.** Every engine has ``path``, ``no_grad``, ``cost_note``,
+``param_names()``, ``default_chunk(dtype, budget)``, ``steps(n_inputs, chunk, d)`` and
+``batches(x, d) -> (h, iterator of lists of blocks)``; each block is a
+:class:`ParamDerivatives` (dense per entry, or the Linear outer product) that reduces its
+own moments. :func:`fishsym.fisher_variances` uses nothing else, so a new engine or block
+kind needs no change there. The structured engine walks a registry of per-module rules
+(:mod:`fishsym.engine.rules`, one file per module type).
+
+Two engines deliver blocks:
 
 * :class:`StructuredMLP` (:mod:`fishsym.engine.sequential`) — the fast structured pass
   for ``nn.Sequential`` stacks of ``Linear`` layers and elementwise activations, one file
@@ -21,7 +29,7 @@ import torch
 from torch import nn
 
 from fishsym.common import ModelView, check_choice
-from fishsym.engine.derivatives import ParamDerivatives
+from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
 from fishsym.engine.dropout import check_deterministic
 from fishsym.engine.generic import GenericModel
 from fishsym.engine.sequential import StructuredMLP
@@ -63,18 +71,21 @@ def select(
     except UnsupportedModelError as err:
         if path == "structured":
             raise
+        engine = GenericModel(view)
         warnings.warn(
-            f"using the generic (torch.func) path: {err}. It is exact but costs about 2d "
-            "backward passes per parameter entry and input.",
+            f"using the generic (torch.func) path: {err}. It is exact but costs "
+            f"{engine.cost_note}.",
             GenericPathWarning,
             stacklevel=3,
         )
-        return GenericModel(view)
+        return engine
 
 
 __all__ = [
     "GenericModel",
     "GenericPathWarning",
+    "DenseDerivatives",
+    "LinearDerivatives",
     "ParamDerivatives",
     "StructuredMLP",
     "check_deterministic",

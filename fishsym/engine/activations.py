@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from fishsym.engine import rules as _rules
+
 Derivs = tuple[Tensor, Tensor | None, Tensor | None]
 
 #: √(2/π) and the cubic coefficient of the tanh approximation of GELU (as in PyTorch)
@@ -151,6 +153,13 @@ RULES: dict[type, Callable[[nn.Module, Tensor], Derivs]] = {
     nn.SiLU: silu,
     nn.Identity: identity,
 }
+
+
+@_rules.rule(*RULES)
+def elementwise_rule(walker, name: str, module: nn.Module) -> None:
+    """Structured-path rule of every activation above: composed into the ``σ`` of the
+    preceding Linear layer (or applied to the inputs before the first one)."""
+    walker.add_elementwise(name, module, RULES[type(module)])
 
 
 def compose(

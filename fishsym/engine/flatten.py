@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from fishsym.engine.rules import rule
 from fishsym.errors import UnsupportedModelError
 
 
@@ -27,10 +28,23 @@ def apply_to_inputs(module: nn.Flatten, x: Tensor, where: str) -> Tensor:
     return x.flatten(module.start_dim, module.end_dim)
 
 
+@rule(nn.Flatten)
+def flatten_rule(walker, name: str, module: nn.Flatten) -> None:
+    """Structured-path rule: reshapes the inputs before the first Linear; after one, only
+    the identity on ``[n, width]`` features is allowed."""
+    if not walker.layers:
+        walker.add_input_map(name, lambda z: apply_to_inputs(module, z, name))
+    elif not is_identity_on_features(module):
+        raise UnsupportedModelError(
+            f"module {name!r} (Flatten(start_dim={module.start_dim}, end_dim={module.end_dim})) "
+            "after a Linear layer is not supported by the structured path"
+        )
+
+
 def is_identity_on_features(module: nn.Flatten) -> bool:
     """``True`` when the module is the identity on ``[n, width]`` feature batches: it
     flattens only axis 1 (``start_dim`` and ``end_dim`` each 1 or −1)."""
     return module.start_dim in (1, -1) and module.end_dim in (1, -1)
 
 
-__all__ = ["apply_to_inputs", "is_identity_on_features"]
+__all__ = ["apply_to_inputs", "flatten_rule", "is_identity_on_features"]

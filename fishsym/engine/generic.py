@@ -6,21 +6,29 @@ coordinate ``c``:
     u_p[c] = ∂h_c/∂θ_p       = ⟨∇_θ h_c, e_p⟩                         (one reverse pass)
     w_p[c] = ∂²h_c/∂θ_p²     = ⟨∇_θ ⟨∇_θ h_c, e_p⟩, e_p⟩ = (∇²h_c e_p)_p   (reverse over reverse)
 
-**Why reverse over reverse.** An autodiff mode can be wrong: PyTorch's forward-over-forward
-derivative through ``layer_norm`` is (for one LayerNorm weight it gave −0.4276 where
-reverse-mode autograd and finite differences both give −0.4375), and CPU fused attention
-has no forward-mode rule at all. The double backward is the route the slow reference
-(:mod:`fishsym.reference`) uses too, and every supported module type's ``w`` is tested
-against central finite differences in float64 (tests/engine/test_generic.py). Attention is
-evaluated with the math backend of ``scaled_dot_product_attention``, whose double backward
-is implemented.
+**Two routes, chosen per model.** An autodiff mode can be wrong: PyTorch's
+forward-over-forward derivative through ``layer_norm`` is (for one LayerNorm weight it gave
+−0.4276 where reverse-mode autograd and finite differences both give −0.4375), and CPU
+fused attention has no forward-mode rule at all. So:
 
-Both ``u`` and ``w`` come from one double-backward per (input, entry, output coordinate),
-vectorised with ``vmap`` over output coordinates, a block of basis vectors and the
-inputs. The cost — about ``2d`` backward passes per parameter entry and input — makes
-this the exact reference for small models and slices of large ones, not the engine
-(docs/theory.md §7, §10). It is exact for tied weights (a parameter used twice: ``h`` is then
-not affine in it per use, and the second derivative sees both uses).
+* **forward over forward** — ``jvp`` of ``jvp`` along ``e_p``, which yields ``u_p`` and
+  ``w_p`` for all ``d`` outputs in one pass — only when every module of the model is of a
+  type in :data:`FORWARD_VERIFIED` (plain containers, Linear, convolutions, pooling,
+  elementwise activations, Flatten, eval-mode Dropout and BatchNorm, Embedding), whose
+  forward-over-forward rules tests/engine/test_generic_second_derivatives.py holds to
+  finite differences;
+* **reverse over reverse** otherwise (LayerNorm, GroupNorm, attention, any module with
+  its own ``forward`` code, whose operations are unknown): ``u_p[c] = ⟨∇h_c, e_p⟩`` by one
+  reverse pass and ``w_p[c] = ⟨∇⟨∇h_c, e_p⟩, e_p⟩`` by a second — the route of the slow
+  reference (:mod:`fishsym.reference`) — at about ``2d`` backward passes per entry and
+  input. Attention runs on the math backend of ``scaled_dot_product_attention``, whose
+  double backward is implemented.
+
+Either is vectorised with ``vmap`` over a block of basis vectors and the inputs (and the
+output coordinates). This is the exact reference for small models and slices of large
+ones, not the engine (docs/theory.md §7, §10). It is exact for tied weights (a parameter
+used twice: ``h`` is then not affine in it per use, and the second derivative sees both
+uses).
 """
 
 from __future__ import annotations
@@ -29,11 +37,14 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
-from torch.func import grad, vjp, vmap
+from torch.func import grad, jvp, vjp, vmap
 
 from fishsym.common import ModelView, cast_inputs, math_attention
-from fishsym.engine.derivatives import ParamDerivatives
+from fishsym.engine.derivatives import DenseDerivatives, ParamDerivatives
 
+#: inputs per step of :meth:`GenericModel.batches` (each is paired with a block of basis
+#: vectors within GENERIC_BATCH)
+GENERIC_INPUT_CHUNK = 32
 #: at most this many (input, basis vector, output coordinate) triples are evaluated in one
 #: vectorised call: bounds the memory of the double backward to about this many copies
 #: of the network's activations
@@ -41,6 +52,49 @@ GENERIC_BATCH = 2048
 #: ... and at most this many elements of (triples × parameter tensor): the gradient of
 #: the whole parameter tensor is materialised per triple
 GENERIC_ELEMENTS = 2**23
+
+
+#: module types whose forward-over-forward derivative rules are verified against finite
+#: differences (tests/engine/test_generic_second_derivatives.py); exact types only, since
+#: a subclass may override ``forward``
+FORWARD_VERIFIED = frozenset(
+    {
+        nn.Sequential,
+        nn.Linear,
+        nn.Conv1d,
+        nn.Conv2d,
+        nn.Conv3d,
+        nn.MaxPool1d,
+        nn.MaxPool2d,
+        nn.AvgPool1d,
+        nn.AvgPool2d,
+        nn.AdaptiveAvgPool1d,
+        nn.AdaptiveAvgPool2d,
+        nn.Flatten,
+        nn.Identity,
+        nn.Dropout,
+        nn.Dropout1d,
+        nn.Dropout2d,
+        nn.BatchNorm1d,
+        nn.BatchNorm2d,
+        nn.Embedding,
+        nn.ReLU,
+        nn.LeakyReLU,
+        nn.Tanh,
+        nn.Sigmoid,
+        nn.Softplus,
+        nn.ELU,
+        nn.GELU,
+        nn.SiLU,
+    }
+)
+
+
+def second_order_route(model: nn.Module) -> str:
+    """``"forward-over-forward"`` when every module of ``model`` has a type in
+    :data:`FORWARD_VERIFIED`, else ``"reverse-over-reverse"``."""
+    verified = all(type(m) in FORWARD_VERIFIED for m in model.modules())
+    return "forward-over-forward" if verified else "reverse-over-reverse"
 
 
 class GenericModel:
@@ -57,6 +111,11 @@ class GenericModel:
         Working dtype when ``view`` is a module.
     """
 
+    #: the name of this engine in results (``FisherVariances.path``)
+    path = "generic"
+    #: the derivatives are taken by torch.func transforms: autograd must stay on
+    no_grad = False
+
     def __init__(self, view: ModelView | nn.Module, dtype: torch.dtype = torch.float64):
         if isinstance(view, nn.Module):
             view = ModelView(view, dtype)
@@ -64,10 +123,39 @@ class GenericModel:
         self.model = view.model
         self.dtype = view.dtype
         self.params: dict[str, Tensor] = view.params
+        #: how ``w`` is computed (:func:`second_order_route`); an output selector may run
+        #: arbitrary code, so it forces the reverse-over-reverse route
+        self.route = (
+            "reverse-over-reverse" if view.output is not None else second_order_route(view.model)
+        )
+
+    @property
+    def cost_note(self) -> str:
+        """What a block costs (for progress and time warnings)."""
+        if self.route == "forward-over-forward":
+            return "one forward-over-forward pass per parameter entry and input"
+        return "about 2d backward passes per parameter entry and input (reverse over reverse)"
 
     def param_names(self) -> list[str]:
         """Names of the trainable parameters, in model order."""
         return list(self.params)
+
+    # ------------------------------------------------------------------ engine protocol
+    def default_chunk(self, dtype: torch.dtype, budget: int) -> int:
+        """Inputs per step (each is paired with a block of basis vectors, see
+        :data:`GENERIC_BATCH`)."""
+        return GENERIC_INPUT_CHUNK
+
+    def steps(self, n_inputs: int, chunk: int, d: int) -> int:
+        """Blocks :meth:`batches` yields for ``n_inputs`` inputs in chunks of ``chunk``."""
+        per_chunk = sum(
+            -(-p.numel() // self.entry_chunk(chunk, name, d)) for name, p in self.params.items()
+        )
+        return -(-n_inputs // chunk) * per_chunk
+
+    def batches(self, x: Tensor, d: int):
+        """``h`` ``[n, c]`` and an iterator of one-block lists, computed lazily."""
+        return self.output(x), ([block] for block in self.blocks(x, d=d))
 
     def n_entries(self) -> int:
         """``P``, the number of trainable parameter entries."""
@@ -95,6 +183,20 @@ class GenericModel:
         basis = torch.zeros(len(idx), theta.numel(), dtype=self.dtype, device=theta.device)
         basis[torch.arange(len(idx), device=theta.device), idx] = 1
         basis = basis.reshape(len(idx), *theta.shape)
+        xs = cast_inputs(x, self.dtype, self.view.device)
+        if self.route == "forward-over-forward":
+
+            def jet(xi: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
+                def directional(t: Tensor) -> Tensor:
+                    return jvp(lambda s: view.single({name: s}, xi), (t,), (e,))[1]
+
+                return jvp(directional, (theta,), (e,))  # (u_p, w_p), each [d]
+
+            with math_attention():
+                u, w = vmap(vmap(jet, in_dims=(None, 0)), in_dims=(0, None))(xs, basis)
+            return DenseDerivatives(
+                name, theta.shape, u.transpose(1, 2), w.transpose(1, 2), entries
+            )
         coords = torch.eye(d, dtype=self.dtype, device=theta.device)
 
         def pair(xi: Tensor, e: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -110,16 +212,14 @@ class GenericModel:
         per_entry = vmap(per_coord, in_dims=(None, 0, None))  # over e -> [k, d]
         per_input = vmap(per_entry, in_dims=(0, None, None))  # over x -> [n, k, d]
         with math_attention():
-            u, w = per_input(cast_inputs(x, self.dtype, self.view.device), basis, coords)
-        return ParamDerivatives(
-            name, theta.shape, u.transpose(1, 2), w.transpose(1, 2), None, entries
-        )
+            u, w = per_input(xs, basis, coords)
+        return DenseDerivatives(name, theta.shape, u.transpose(1, 2), w.transpose(1, 2), entries)
 
     def entry_chunk(self, n_inputs: int, name: str, d: int = 1) -> int:
         """Entries of parameter ``name`` per vectorised call for ``n_inputs`` inputs and
         ``d`` outputs, within :data:`GENERIC_BATCH` triples and :data:`GENERIC_ELEMENTS`
         gradient elements."""
-        n = max(1, n_inputs) * max(1, d)
+        n = max(1, n_inputs) * (max(1, d) if self.route == "reverse-over-reverse" else 1)
         numel = self.params[name].numel()
         return max(1, min(GENERIC_BATCH // n, GENERIC_ELEMENTS // (n * numel)))
 
@@ -145,4 +245,10 @@ class GenericModel:
                 yield self.block(x, name, slice(start, min(start + k, span.stop)), d)
 
 
-__all__ = ["GenericModel", "GENERIC_BATCH", "GENERIC_ELEMENTS", "math_attention"]
+__all__ = [
+    "FORWARD_VERIFIED",
+    "GENERIC_BATCH",
+    "GENERIC_ELEMENTS",
+    "GenericModel",
+    "second_order_route",
+]

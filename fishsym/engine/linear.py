@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fishsym.engine.derivatives import ParamDerivatives
+from fishsym.engine.rules import rule
+from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
 
 
 class LinearLayer:
@@ -83,10 +84,18 @@ class LinearLayer:
         """
         out = []
         if self.train_weight:
-            out.append(ParamDerivatives(self.weight_name, self.weight.shape, jac, hess_diag, z_in))
-        if self.train_bias:
-            out.append(ParamDerivatives(self.bias_name, self.bias.shape, jac, hess_diag, None))
+            out.append(
+                LinearDerivatives(self.weight_name, self.weight.shape, jac, hess_diag, z_in)
+            )
+        if self.train_bias:  # z ≡ 1: one entry per unit
+            out.append(DenseDerivatives(self.bias_name, self.bias.shape, jac, hess_diag))
         return out
 
 
-__all__ = ["LinearLayer"]
+__all__ = ["LinearLayer", "linear_rule"]
+
+
+@rule(nn.Linear)
+def linear_rule(walker, name: str, module: nn.Linear) -> None:
+    """Structured-path rule: a new layer of the chain."""
+    walker.add_linear(LinearLayer(name, module, walker.dtype, walker.trainable))

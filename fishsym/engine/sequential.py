@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fishsym.engine import activations, dropout, flatten
+from fishsym.engine import activations, dropout, flatten, rules  # noqa: F401 (rules register)
 from fishsym.engine.derivatives import ParamDerivatives
 from fishsym.engine.linear import LinearLayer
 from fishsym.errors import ShapeError, UnsupportedModelError
@@ -63,14 +63,21 @@ class StructuredMLP:
         Naming the first module the structured path cannot handle.
     """
 
+    #: the name of this engine in results (``FisherVariances.path``)
+    path = "structured"
+    #: the pass builds no autograd graph: run it under ``torch.no_grad``
+    no_grad = True
+    #: what one step of :meth:`batches` costs, for progress and time warnings
+    cost_note = "one structured pass per chunk of inputs"
+
     def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float64):
         if type(model) is not nn.Sequential:
             raise UnsupportedModelError(
                 f"the structured path needs an nn.Sequential; got {type(model).__name__}"
             )
         self.dtype = dtype
-        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-        self.preprocess: list[tuple[str, nn.Module]] = []
+        self.trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        self.preprocess: list[tuple[str, object]] = []
         self.layers: list[LinearLayer] = []
         seen: set[int] = set()
         for name, module in _leaves(model, ""):
@@ -80,33 +87,32 @@ class StructuredMLP:
                     "shared parameters are not supported by the structured path"
                 )
             seen.add(id(module))
-            kind = type(module)
-            if kind is nn.Linear:
-                self.layers.append(LinearLayer(name, module, dtype, trainable))
-            elif kind in activations.RULES:
-                if self.layers:
-                    self.layers[-1].activations.append((module, activations.RULES[kind]))
-                else:
-                    self.preprocess.append((name, module))
-            elif dropout.is_identity(module):
-                continue
-            elif kind is nn.Flatten:
-                if not self.layers:
-                    self.preprocess.append((name, module))
-                elif not flatten.is_identity_on_features(module):
-                    raise UnsupportedModelError(
-                        f"module {name!r} (Flatten(start_dim={module.start_dim}, "
-                        f"end_dim={module.end_dim})) after a Linear layer is not supported by "
-                        "the structured path"
-                    )
-            else:
+            apply_rule = rules.lookup(module)
+            if apply_rule is None:
                 raise UnsupportedModelError(
-                    f"module {name!r} ({kind.__name__}) is not supported by the structured path "
-                    "(it handles Linear, Sigmoid, Tanh, ReLU, LeakyReLU, Softplus, ELU, GELU, "
-                    "SiLU, Identity, Flatten and eval-mode Dropout)"
+                    f"module {name!r} ({type(module).__name__}) is not supported by the "
+                    f"structured path (it handles {rules.supported()})"
                 )
+            apply_rule(self, name, module)
         if not self.layers:
             raise UnsupportedModelError("the structured path needs at least one nn.Linear layer")
+
+    # ------------------------------------------------------------------ the walker's API
+    def add_linear(self, layer: LinearLayer) -> None:
+        """A new Linear layer of the chain (rule of :mod:`fishsym.engine.linear`)."""
+        self.layers.append(layer)
+
+    def add_elementwise(self, name: str, module: nn.Module, fn) -> None:
+        """An elementwise map with derivatives ``fn(module, a) -> (σ, σ', σ'')``: part of
+        the last layer's ``σ``, or applied to the inputs before the first layer."""
+        if self.layers:
+            self.layers[-1].activations.append((module, fn))
+        else:
+            self.add_input_map(name, lambda z: fn(module, z)[0])
+
+    def add_input_map(self, name: str, fn) -> None:
+        """A parameter-free map ``z ↦ fn(z)`` of the inputs before the first Linear layer."""
+        self.preprocess.append((name, fn))
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -128,11 +134,8 @@ class StructuredMLP:
         """``z_0``: the inputs after the parameter-free modules in front of the first Linear,
         ``[n, in_features]``."""
         z = x.to(self.dtype)
-        for name, module in self.preprocess:
-            if type(module) is nn.Flatten:
-                z = flatten.apply_to_inputs(module, z, name)
-            else:
-                z = activations.RULES[type(module)](module, z)[0]
+        for _, fn in self.preprocess:
+            z = fn(z)
         width = self.layers[0].in_features
         if z.dim() != 2 or z.shape[1] != width:
             raise ShapeError(
@@ -215,6 +218,22 @@ class StructuredMLP:
         for l, layer in enumerate(layers):
             out.extend(layer.param_derivatives(jac[l], hess[l], z_in[l]))
         return h, out
+
+    # ------------------------------------------------------------------ engine protocol
+    def default_chunk(self, dtype: torch.dtype, budget: int) -> int:
+        """Inputs per step so that the pass's working floats stay within ``budget`` bytes."""
+        itemsize = torch.finfo(dtype).bits // 8
+        return max(1, budget // (self.floats_per_input() * itemsize))
+
+    def steps(self, n_inputs: int, chunk: int, d: int) -> int:
+        """Steps (batches of blocks) :meth:`batches` yields for ``n_inputs`` inputs."""
+        return -(-n_inputs // chunk)
+
+    def batches(self, x: Tensor, d: int):
+        """``h`` ``[n, c]`` and an iterator of lists of blocks whose moments are reduced
+        together (here: one list with every parameter, from one pass)."""
+        h, blocks = self.derivatives(x)
+        return h, iter([blocks])
 
     def floats_per_input(self) -> int:
         """Rough count of working floats one input needs in :meth:`derivatives` (for

@@ -78,14 +78,20 @@ def _centred_power_sum(p: torch.Tensor, v: torch.Tensor, power) -> torch.Tensor:
     step = max(1, CHUNK_ELEMENTS // max(1, C * K))
 
     def centred(pc, vc):
-        top = torch.nn.functional.one_hot(pc.argmax(-1), C).to(pc.dtype)  # [..., C]
-        p_rest = pc * (1 - top)
+        # batch shapes of pc and vc may differ (broadcast): work on the common one
+        shape = broadcast_batch(pc.shape[:-1], vc.shape[:-2], names=("h", "v"))
+        pc = pc.expand(*shape, C)
+        vc = vc.expand(*shape, C, K)
+        top = pc.argmax(-1, keepdim=True)  # [..., 1]
+        p_rest = pc.scatter(-1, top, 0.0)  # p with the top class zeroed
         rest = torch.einsum("...c,...cK->...K", p_rest, vc)  # Σ_{c≠m} p_c v_c
-        v_top = torch.einsum("...c,...cK->...K", top, vc)
-        m = rest + (pc * top).sum(-1, keepdim=True) * v_top
+        top_k = top[..., None].expand(*shape, 1, K)
+        v_top = vc.gather(-2, top_k)  # [..., 1, K]
+        m = rest + pc.gather(-1, top) * v_top[..., 0, :]
         r = vc - m[..., None, :]
-        r_top = p_rest.sum(-1, keepdim=True) * v_top - rest
-        r = torch.where(top[..., :, None].bool(), r_top[..., None, :], r)
+        # only the top row is replaced: q_m v_m − Σ_{c≠m} p_c v_c
+        r_top = p_rest.sum(-1, keepdim=True)[..., None] * v_top - rest[..., None, :]
+        r.scatter_(-2, top_k, r_top)  # in place: r is a fresh tensor
         rk = r * r  # products, not pow: pow is several times slower on CPU
         if power == "var":
             f = torch.einsum("...c,...cK->...K", pc, rk)

@@ -64,7 +64,8 @@ from torch import Tensor
 from fishsym.errors import ShapeError
 from fishsym.montecarlo.estimate import ESTIMATORS, MonteCarloEstimate
 from fishsym.reference.exact import ESTIMATOR_KEYS
-from fishsym.reference.selection import ParamSelection, parameter_group
+from fishsym.common import parameter_group
+from fishsym.reference.selection import ParamSelection
 
 #: an entry is tested by z-scores only when at least this many replicates effectively
 #: carry its variance; the skewness of the statistics is then ≲ 1/√MIN_ESS = 0.1

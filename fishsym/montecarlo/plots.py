@@ -15,7 +15,7 @@ import math
 import torch
 
 from fishsym.errors import ShapeError
-from fishsym.reference.selection import parameter_group
+from fishsym.common import parameter_group
 
 _MARKERS = {"squared_score": ("o", "Î₁ squared score"), "neg_hessian": ("s", "Î₂ neg. Hessian")}
 
@@ -61,25 +61,23 @@ def plot_variances(report, path=None):
     return fig
 
 
-def plot_convergence(estimates, exact, path=None):
+def plot_convergence(reports, path=None):
     """Median relative standard deviation of ``Î₁``/``Î₂`` per layer against ``n_labels``.
 
-    ``estimates``: Monte Carlo results on the same inputs and entries with different
-    ``n_labels``; ``exact``: an ``exact_moments`` or ``fisher_variances(per_sample=True)``
-    result for those entries.
+    ``reports``: :func:`~fishsym.montecarlo.compare` reports of Monte Carlo results on
+    the same inputs and entries with different ``n_labels``, each against the same exact
+    result (``[compare(mc, exact) for mc in estimates]``).
     """
-    from fishsym.montecarlo.compare import compare
-
     plt = _pyplot()
-    if len(estimates) < 1:
-        raise ShapeError("plot_convergence needs at least one Monte Carlo estimate")
-    reports = [compare(mc, exact) for mc in estimates]
+    reports = list(reports)
+    if len(reports) < 1:
+        raise ShapeError("plot_convergence needs at least one comparison report")
     groups = sorted({parameter_group(name) for _, name in reports[0].entries})
     fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 4), squeeze=False)
     for ax, group in zip(axes[0], groups, strict=False):
         for est, (marker, label) in _MARKERS.items():
             ns, mc_rel, ex_rel = [], [], []
-            for mc, rep in zip(estimates, reports, strict=True):
+            for rep in reports:
                 vals_mc, vals_ex = [], []
                 for (e_est, name), e in rep.entries.items():
                     if e_est != est or parameter_group(name) != group:
@@ -90,7 +88,7 @@ def plot_convergence(estimates, exact, path=None):
                     )
                     vals_ex.append((e.exact_var[keep].sqrt() / e.exact_mean[keep].abs()).flatten())
                 if vals_mc and sum(v.numel() for v in vals_mc):
-                    ns.append(mc.n_labels)
+                    ns.append(rep.n_labels)
                     mc_rel.append(float(torch.cat(vals_mc).median()))
                     ex_rel.append(float(torch.cat(vals_ex).median()))
             if ns:

@@ -21,7 +21,13 @@ import torch
 from torch import Tensor, nn
 
 from fishsym import kernels as _kernels
-from fishsym.common import ModelView, as_inputs, check_count, check_generator
+from fishsym.common import (
+    ModelView,
+    as_inputs,
+    check_count,
+    check_generator,
+    parameter_group,
+)
 from fishsym.errors import ShapeError
 
 
@@ -137,14 +143,6 @@ def _check_indices(name: str, idx, numel: int) -> Tensor | None:
             f"0..{numel - 1} of a parameter with {numel} entries"
         )
     return t.clone()
-
-
-def parameter_group(name: str) -> str:
-    """The group (layer) of a parameter: its owning module's path (``"0.weight"`` → ``"0"``).
-
-    A parameter registered directly on the root module is its own group.
-    """
-    return name.rsplit(".", 1)[0] if "." in name else name
 
 
 def sample_params(

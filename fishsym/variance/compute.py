@@ -46,17 +46,15 @@ from fishsym.common import (
     check_dtype,
     check_memory,
     memory_budget,
+    parameter_groups,
 )
 from fishsym.common.progress import progress_bar
-from fishsym.engine import ParamDerivatives, StructuredMLP
+from fishsym.engine import ParamDerivatives
 from fishsym.errors import ArgumentTypeError, DomainError, NonFiniteError, ShapeError
 from fishsym.variance.result import FisherVariances
 
 #: peak working memory the default chunk size aims at (bytes), structured path
 MEMORY_BUDGET = 256 * 2**20
-#: default number of inputs per chunk on the generic path (each is paired with a block
-#: of basis vectors, see fishsym.engine.generic.GENERIC_BATCH)
-GENERIC_INPUT_CHUNK = 32
 #: a generic-path run projected to take longer than this (seconds) warns with its estimate
 GENERIC_WARN_SECONDS = 60.0
 #: progress bars appear only for runs that are still going after this many seconds
@@ -212,38 +210,15 @@ class _Sums:
         }
 
     def add(self, pd: ParamDerivatives, moments: dict[str, Tensor | None], rows: slice) -> None:
-        store = self.data[pd.name]
-        # a lower bound given as None is the zero bound: its buffer stays zero
-        names4 = [q for q in _POWER4 if moments.get(q) is not None and q in store]
-        if pd.scale is None:
-            entries = pd.entries or slice(None)
-            for q in ("fisher", *names4):
-                x = moments[q]  # [n, k]
-                if self.per_sample:
-                    store[q][rows].view(x.shape[0], -1)[:, entries] = x
-                else:
-                    store[q].view(-1)[entries] += x.sum(0)
-            return
-        z2 = pd.scale * pd.scale
-        z4 = z2 * z2
-        if self.per_sample:
-            store["fisher"][rows] = moments["fisher"][:, :, None] * z2[:, None, :]
-            for q in names4:
-                store[q][rows] = moments[q][:, :, None] * z4[:, None, :]
-            return
-        store["fisher"] += moments["fisher"].T @ z2
-        n, a = moments["fisher"].shape
-        # every z⁴ quantity of the layer in one matrix product [K·a, n] @ [n, b]
-        stacked = torch.stack([moments[q] for q in names4], dim=1).reshape(n, -1)
-        sums = (stacked.T @ z4).reshape(len(names4), a, -1)
-        for q, s in zip(names4, sums, strict=True):
-            store[q] += s
+        """Reduce one block's per-unit moments into its parameter's sums: the block knows
+        its own factorisation (:meth:`ParamDerivatives.reduce`)."""
+        pd.reduce(self.data[pd.name], moments, rows, self.per_sample)
 
 
-class _GenericClock:
-    """Projects the generic path's total time once, from its throughput (parameter
-    entries × inputs per second) measured after the first block, which also pays for
-    the one-time tracing of the vectorised transforms and would overstate the cost."""
+class _CostClock:
+    """Projects a run's total time once, from its throughput (parameter entries × inputs
+    per second) measured after the first step, which also pays for one-time work (the
+    tracing of vectorised transforms) and would overstate the cost."""
 
     #: blocks timed (after the first) before the projection is made
     BLOCKS = 2
@@ -294,11 +269,8 @@ def _all_finite(t: Tensor) -> bool:
 
 
 def _groups(names: list[str]) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        module = name.rsplit(".", 1)[0] if "." in name else ""
-        groups.setdefault(module, []).append(name)
-    return groups
+    """Module path → its parameter names (:func:`fishsym.common.parameter_groups`)."""
+    return parameter_groups(names)
 
 
 # --------------------------------------------------------------------------- the entry point
@@ -390,14 +362,8 @@ def fisher_variances(
             stacklevel=2,
         )
     n_inputs = x.shape[0]
-    structured = isinstance(eng, StructuredMLP)
-    if structured:
-        itemsize = torch.finfo(dtype).bits // 8
-        default_chunk = max(1, MEMORY_BUDGET // (eng.floats_per_input() * itemsize))
-    else:
-        default_chunk = GENERIC_INPUT_CHUNK
     kernel = _kernels.for_output(family, out_dim)
-    chunk = min(n_inputs, chunk_size if chunk_size is not None else default_chunk)
+    chunk = min(n_inputs, chunk_size or eng.default_chunk(dtype, MEMORY_BUDGET))
 
     names = eng.param_names()
     shapes = {name: view.params[name].shape for name in names}
@@ -418,23 +384,13 @@ def fisher_variances(
     methods: dict[str, set[str]] = {}
 
     starts = list(range(0, n_inputs, chunk))
-    if structured:
-        total = len(starts)
-    else:
-        total = len(starts) * sum(
-            -(-p.numel() // eng.entry_chunk(chunk, name, out_dim))
-            for name, p in eng.params.items()
-        )
+    total = sum(eng.steps(min(chunk, n_inputs - start), chunk, out_dim) for start in starts)
     bar = progress_bar(total, "fisher_variances", progress, delay=PROGRESS_DELAY, unit="step")
-    clock = _GenericClock(n_entries * n_inputs)
-    with torch.no_grad() if structured else contextlib.nullcontext():
+    clock = _CostClock(n_entries * n_inputs)
+    with torch.no_grad() if eng.no_grad else contextlib.nullcontext():
         for start in starts:
             rows = slice(start, min(start + chunk, n_inputs))
-            xc = x[rows]
-            if structured:
-                h, blocks = eng.derivatives(xc)
-            else:
-                h, blocks = eng.output(xc), eng.blocks(xc, d=out_dim)
+            h, batches = eng.batches(x[rows], out_dim)
             _check_h(kernel, h, rows)
             spectrum = None
             if bounds:
@@ -442,23 +398,18 @@ def fisher_variances(
                 spectrum = kernel.spectrum(h, local=False)
                 for key, how in spectrum.methods.items():
                     methods.setdefault(key, set()).add(str(how))
-            if structured:
+            for batch in batches:
                 for pd, moments in zip(
-                    blocks, _batched_moments(kernel, h, blocks, spectrum), strict=True
+                    batch, _batched_moments(kernel, h, batch, spectrum), strict=True
                 ):
                     sums.add(pd, moments, rows)
                 bar.update(1)
-                continue
-            for pd in blocks:
-                sums.add(pd, unit_moments(kernel, h, pd.jac, pd.hess_diag, spectrum), rows)
-                bar.update(1)
-                estimate = clock.tick(pd.jac.shape[0] * pd.jac.shape[2])
+                estimate = clock.tick(sum(pd.n_units() for pd in batch))
                 if estimate is not None and estimate > GENERIC_WARN_SECONDS:
                     warnings.warn(
-                        f"generic path: about {estimate:.0f} s in all for {n_entries:,} "
-                        f"parameter entries × {n_inputs} inputs (about 2d backward passes "
-                        "each, measured on the blocks done so far); the structured path "
-                        "needs an nn.Sequential MLP",
+                        f"{eng.path} path: about {estimate:.0f} s in all for {n_entries:,} "
+                        f"parameter entries × {n_inputs} inputs ({eng.cost_note}; measured on "
+                        "the steps done so far)",
                         DerivativeWarning,
                         stacklevel=2,
                     )
@@ -471,7 +422,7 @@ def fisher_variances(
         bounds,
         methods,
         n_inputs,
-        "structured" if structured else "generic",
+        eng.path,
         dtype,
     )
 

@@ -74,7 +74,9 @@ def test_entry_chunk_respects_both_limits(monkeypatch):
     monkeypatch.setattr(generic, "GENERIC_ELEMENTS", 1000)
     engine = GenericModel(nn.Linear(30, 10).double())  # weight: 300 entries
     assert engine.entry_chunk(2, "weight") == 1  # 1000 // (2·300)
-    assert engine.entry_chunk(2, "bias", d=4) == 8  # 64 // (2·4)
+    assert engine.entry_chunk(2, "bias", d=4) == 32  # forward route: d outputs per pass
+    engine.route = "reverse-over-reverse"
+    assert engine.entry_chunk(2, "bias", d=4) == 8  # 64 // (2·4): one pass per output
     assert engine.entry_chunk(2, "bias") == 32  # 64 // 2, and 2·32·10 ≤ 1000
     assert engine.entry_chunk(200, "bias") == 1
 

@@ -14,7 +14,7 @@ from torch import nn
 
 import fishsym
 from fishsym.common import ModelView
-from fishsym.engine.generic import GenericModel
+from fishsym.engine.generic import FORWARD_VERIFIED, GenericModel, second_order_route
 
 #: Richardson-extrapolated central second differences at steps T and T/2; the error of
 #: the better one is estimated by their difference (the O(t⁴) term), and the check allows
@@ -34,13 +34,15 @@ def _richardson(f, theta, e, t):
 
 
 class _TokenClassifier(nn.Module):
-    """Embedding → TransformerEncoderLayer (post-norm, two heads) → mean → Linear."""
+    """Embedding → TransformerEncoderLayer (two heads, GELU feed-forward: smooth, so that
+    finite differences are valid; a ReLU kink inside the step would fake curvature) →
+    mean → Linear."""
 
     def __init__(self, vocab=7, width=4, classes=3, norm_first=False):
         super().__init__()
         self.emb = nn.Embedding(vocab, width)
         self.block = nn.TransformerEncoderLayer(width, 2, 8, dropout=0.0, batch_first=True,
-                                                norm_first=norm_first)
+                                                norm_first=norm_first, activation="gelu")
         self.head = nn.Linear(width, classes)
 
     def forward(self, ids):
@@ -62,8 +64,33 @@ def _models():
     gn = nn.Sequential(nn.Conv1d(1, 4, 2), nn.GroupNorm(2, 4), nn.GELU(), nn.Flatten(),
                        nn.Linear(16, 3))
     ln = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.SiLU(), nn.Linear(4, 3))
+    # every elementwise activation the forward route is trusted with, and an embedding
+    acts = nn.Sequential(
+        nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Softplus(beta=1.5), nn.Linear(4, 4),
+        nn.ELU(), nn.Linear(4, 4), nn.GELU(approximate="tanh"), nn.Linear(4, 4), nn.SiLU(),
+        nn.Linear(4, 4), nn.LeakyReLU(0.1), nn.Dropout(0.3), nn.Linear(4, 3),
+    )
+    emb = nn.Sequential(nn.Embedding(6, 3), nn.Tanh(), nn.Flatten(), nn.Linear(6, 3))
+    one_d = nn.Sequential(
+        nn.Conv1d(1, 2, 2), nn.BatchNorm1d(2), nn.Softplus(), nn.MaxPool1d(2, 1),
+        nn.Conv1d(2, 2, 2), nn.Tanh(), nn.AvgPool1d(2), nn.Identity(), nn.Dropout1d(0.5),
+        nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(2, 3),
+    )
+    three_d = nn.Sequential(
+        nn.Conv3d(1, 2, 2), nn.Sigmoid(), nn.Dropout2d(0.5), nn.Flatten(), nn.Linear(16, 3)
+    )
+    adaptive = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ELU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(2, 3))
+    with torch.no_grad():
+        one_d[1].running_mean.uniform_(-0.5, 0.5)
+        one_d[1].running_var.uniform_(0.5, 2.0)
     g = torch.Generator().manual_seed(1)
     return {
+        "activations": (acts.eval(), torch.randn(2, 3, generator=g)),
+        "embedding": (emb, torch.tensor([[1, 4], [5, 0]])),
+        "conv1d_pools": (one_d.eval(), torch.randn(2, 1, 6, generator=g)),
+        "conv3d": (three_d.eval(), torch.randn(2, 1, 3, 3, 3, generator=g)),
+        "adaptive_pool": (adaptive, torch.randn(2, 1, 4, 4, generator=g)),
         "conv_pool": (cnn, torch.randn(2, 1, 3, 3, generator=g)),
         "batchnorm_eval": (bn.eval(), torch.randn(2, 1, 3, 3, generator=g)),
         "groupnorm": (gn, torch.randn(2, 1, 5, generator=g)),
@@ -77,12 +104,23 @@ def _models():
 MODELS = _models()
 
 
-@pytest.mark.parametrize("case", sorted(MODELS))
-def test_every_parameter_hess_diag_matches_finite_differences(case):
+def _routes(case):
+    model = MODELS[case][0]
+    routes = ["reverse-over-reverse"]
+    if second_order_route(model) == "forward-over-forward":
+        routes.append("forward-over-forward")
+    return routes
+
+
+@pytest.mark.parametrize(
+    "case, route", [(c, r) for c in sorted(MODELS) for r in _routes(c)]
+)
+def test_every_parameter_hess_diag_matches_finite_differences(case, route):
     model, x = MODELS[case]
     model = model.double()
     view = ModelView(model, torch.float64)
     engine = GenericModel(view)
+    engine.route = route
     xs = x.double() if x.is_floating_point() else x
     gen = torch.Generator().manual_seed(2)
     checked = 0
@@ -109,6 +147,18 @@ def test_every_parameter_hess_diag_matches_finite_differences(case):
             assert ((w - fine).abs() <= tol).all(), (case, name, flat, w, fine, tol)
             checked += 1
     assert checked >= 6
+
+
+def test_the_forward_route_is_taken_only_for_verified_module_types():
+    assert second_order_route(MODELS["conv_pool"][0]) == "forward-over-forward"
+    assert second_order_route(MODELS["batchnorm_eval"][0]) == "forward-over-forward"
+    for case in ("layernorm", "groupnorm", "transformer_post_norm", "transformer_pre_norm"):
+        assert second_order_route(MODELS[case][0]) == "reverse-over-reverse", case
+    assert nn.LayerNorm not in FORWARD_VERIFIED and nn.MultiheadAttention not in FORWARD_VERIFIED
+    # every verified type is exercised by a forward-route case above
+    used = {type(m) for c in MODELS for m in MODELS[c][0].modules()
+            if "forward-over-forward" in _routes(c)}
+    assert FORWARD_VERIFIED <= used, FORWARD_VERIFIED - used
 
 
 @pytest.mark.parametrize("case", ["transformer_post_norm", "transformer_pre_norm", "layernorm"])

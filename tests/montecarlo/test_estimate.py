@@ -289,7 +289,7 @@ def test_plots(tmp_path, tanh_case):
     small = [
         estimate(net, x, "categorical", n, 100, torch.Generator().manual_seed(n)) for n in (2, 8)
     ]
-    fig = plot_convergence(small, engine, tmp_path / "convergence.png")
+    fig = plot_convergence([compare(mc, engine) for mc in small], tmp_path / "convergence.png")
     assert len(fig.axes) == 2 and (tmp_path / "convergence.png").stat().st_size > 0
 
 

@@ -2,6 +2,7 @@
 the exit status; and a tiny-tier run of real checks."""
 
 import importlib
+from pathlib import Path
 import sys
 import types
 
@@ -12,25 +13,22 @@ from paper_checks import _runner
 from paper_checks.__main__ import main
 from paper_checks._core import TIERS, NotAvailable, need
 
-CLAIM_FILES = (
-    "closed_form_variances",
-    "bounds_hold",
-    "last_layer_zero_var2",
-    "relu_zero_var2",
-    "gaussian_cv",
-    "categorical_spectrum",
-    "input_label_decomposition",
-    "empirical_fisher",
-    "negative_neg_hessian",
-    "mnist_over_training",
-    "toy_natural_gradient",
-    "family_verification",
-    "symbolic_theory",
+#: every module of paper_checks/ that is a claim (not a helper module): discovered from
+#: the files, independently of the runner's own discovery
+CLAIM_FILES = tuple(
+    sorted(
+        p.stem
+        for p in (Path(paper_checks.__file__).parent).glob("*.py")
+        if not p.stem.startswith("_") and "\nCLAIM = " in p.read_text()
+    )
 )
 
 
 def test_every_claim_has_its_module():
+    assert len(CLAIM_FILES) >= 13
     assert set(CLAIM_FILES) == set(paper_checks.CHECKS)
+    orders = [importlib.import_module(f"paper_checks.{n}").ORDER for n in paper_checks.CHECKS]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
     for name in CLAIM_FILES:
         mod = importlib.import_module(f"paper_checks.{name}")
         assert mod.NAME == name

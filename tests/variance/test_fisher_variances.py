@@ -415,7 +415,7 @@ def test_generic_cost_projection_ignores_the_warm_up_block(monkeypatch):
     must be the true total, 10 + 99 = 109 s (the old rule gave 10 × 100 = 1000 s)."""
     now = [0.0]
     monkeypatch.setattr(fishsym.variance.compute.time, "perf_counter", lambda: now[0])
-    clock = fishsym.variance.compute._GenericClock(total_units=100)
+    clock = fishsym.variance.compute._CostClock(total_units=100)
     projections = []
     for block in range(100):
         now[0] += 10.0 if block == 0 else 1.0
