@@ -284,7 +284,9 @@ def test_reference_mean2_is_exact_for_confident_heads(family, logits):
         model[0].bias.copy_(torch.tensor(logits))
     ex = reference.exact_moments(model, torch.zeros(1, 1, dtype=torch.float64), family)
     with mpmath.workdps(DPS):
-        hs = [mpmath.mpf(v) for v in logits] if family == "categorical" else [0, mpmath.mpf(logits[0])]
+        hs = [mpmath.mpf(v) for v in logits]
+        if family == "bernoulli":  # the logit against a zero reference class
+            hs = [mpmath.mpf(0), hs[0]]
         m = max(hs)
         e = [mpmath.exp(v - m) for v in hs]
         p = [v / mpmath.fsum(e) for v in e]

@@ -38,6 +38,10 @@ FAMILIES = {
 }
 
 
+#: the fixture ``unchanged`` holds no state between examples (it only provides functions)
+SUPPRESS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
 def _model(family, widths, activation, seed, dtype):
     d = FAMILIES[family]
     model = nets.mlp([3, *widths, d], activation, torch.Generator().manual_seed(seed),
@@ -63,7 +67,7 @@ def _close(a, b, floor=0.0):
     assert err <= RTOL * scale + floor, (err, scale, floor)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=SUPPRESS)
 @given(
     family=st.sampled_from(sorted(FAMILIES)),
     activation=st.sampled_from(sorted(nets.ACTIVATIONS)),
@@ -112,7 +116,7 @@ def test_variances_bounds_and_paths(family, activation, widths, seed, n_inputs, 
             assert (lo <= ex + slack).all() and (ex <= hi + slack).all(), (est, name)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=SUPPRESS)
 @given(
     family=st.sampled_from(["categorical", "bernoulli", "gaussian"]),
     seed=st.integers(0, 2**16),

@@ -1,4 +1,5 @@
-"""The derivative engine: per-input ``u_i = ∂h/∂θ_i`` and ``w_i = ∂²h/∂θ_i²`` (docs/theory.md §1, §7).
+"""The derivative engine: per-input ``u_i = ∂h/∂θ_i`` and ``w_i = ∂²h/∂θ_i²``
+(docs/theory.md §1, §7).
 
 **The engine protocol.** Every engine has ``path``, ``no_grad``, ``cost_note``,
 ``param_names()``, ``default_chunk(dtype, budget)``, ``steps(n_inputs, chunk, d)`` and

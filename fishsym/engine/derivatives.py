@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-
 #: the per-input quantity that carries the layer input squared (``I = f·z²``); every other
 #: quantity of docs/theory.md §2–§3 carries it to the fourth power (``V₁ = q·z⁴``, …)
 POWER2 = ("fisher",)

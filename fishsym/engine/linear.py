@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fishsym.engine.rules import rule
 from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
+from fishsym.engine.rules import rule
 
 
 class LinearLayer:

@@ -34,10 +34,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from fishsym.common import ESTIMATORS  # noqa: E402  (the glossary's one definition)
 from fishsym.errors import ShapeError, UnsupportedModelError
 from fishsym.experiments.derivatives import coordinate_derivatives, mlp_unit_derivatives
-
-from fishsym.common import ESTIMATORS  # noqa: E402  (the glossary's one definition)
 
 
 @dataclass

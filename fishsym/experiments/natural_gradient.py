@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from fishsym.common import ESTIMATORS  # noqa: E402  (the glossary's one definition)
 from fishsym.experiments.derivatives import label_derivatives, split_flat
 from fishsym.experiments.toy import toy_2d_data, toy_family, toy_model
-
-from fishsym.common import ESTIMATORS  # noqa: E402  (the glossary's one definition)
 
 
 def _check_estimator(estimator: str) -> None:

@@ -61,10 +61,10 @@ from statistics import NormalDist
 import torch
 from torch import Tensor
 
+from fishsym.common import parameter_group
 from fishsym.errors import ShapeError
 from fishsym.montecarlo.estimate import ESTIMATORS, MonteCarloEstimate
 from fishsym.reference.exact import ESTIMATOR_KEYS
-from fishsym.common import parameter_group
 from fishsym.reference.selection import ParamSelection
 
 #: an entry is tested by z-scores only when at least this many replicates effectively

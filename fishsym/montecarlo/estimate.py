@@ -59,6 +59,7 @@ from fishsym.common.progress import progress_bar
 from fishsym.engine.generic import GenericModel
 from fishsym.errors import InvalidArgumentError, NonFiniteError, NoSamplerError
 from fishsym.reference.selection import FunctionalModel, ParamSelection, select_params
+
 #: upper bound on float entries materialised by one vectorised call (per-label gradients
 #: of the selected tensors); 2^24 float32 entries = 64 MiB
 BLOCK_ELEMENTS = 2**24

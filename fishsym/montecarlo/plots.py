@@ -14,8 +14,8 @@ import math
 
 import torch
 
-from fishsym.errors import ShapeError
 from fishsym.common import parameter_group
+from fishsym.errors import ShapeError
 
 _MARKERS = {"squared_score": ("o", "Î₁ squared score"), "neg_hessian": ("s", "Î₂ neg. Hessian")}
 

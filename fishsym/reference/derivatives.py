@@ -89,7 +89,9 @@ def label_curvatures(
             cols = []
             for k0 in range(0, len(idx), k_step):
                 block = idx[k0 : k0 + k_step]
-                basis = torch.zeros(len(block), theta.numel(), dtype=theta.dtype, device=theta.device)
+                basis = torch.zeros(
+                    len(block), theta.numel(), dtype=theta.dtype, device=theta.device
+                )
                 basis[torch.arange(len(block)), block] = 1
                 basis = basis.reshape(len(block), *theta.shape)
                 cols.append(

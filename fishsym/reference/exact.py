@@ -17,7 +17,7 @@ Fisher information or moments of the family is used: this is an independent orac
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from fishsym import kernels as _kernels
 from fishsym.common import as_inputs, cast_inputs, check_memory, math_attention, memory_budget

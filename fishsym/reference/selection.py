@@ -30,7 +30,6 @@ from fishsym.common import (
 )
 from fishsym.errors import ShapeError
 
-
 # ---------------------------------------------------------------------------------- family
 #: the one family resolver of every numeric entry point (:func:`fishsym.kernels.for_output`)
 resolve_kernel = _kernels.for_output

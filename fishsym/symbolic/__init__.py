@@ -13,9 +13,8 @@ from fishsym.symbolic.canonical import from_log_density
 from fishsym.symbolic.domain import Domain, natural_symbol
 from fishsym.symbolic.family import ExponentialFamily
 from fishsym.symbolic.records import CheckResult, format_table
-from fishsym.symbolic.verify import verify_all, verify_family
-
 from fishsym.symbolic.theory import check_theory, check_theory_suite, summary_table
+from fishsym.symbolic.verify import verify_all, verify_family
 
 __all__ = [
     "ExponentialFamily",

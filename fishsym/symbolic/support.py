@@ -113,8 +113,10 @@ class FiniteSupport(Support):
     def compositions(cls, n: int, C: int) -> FiniteSupport:
         """Count vectors of length ``C`` with non-negative entries summing to ``n``."""
         count = math.comb(n + C - 1, C - 1)  # stars and bars
-        fits = max((m for m in range(0, n + 1) if math.comb(m + C - 1, C - 1) <= MAX_SUPPORT_LABELS),
-                   default=0)
+        fits = max(
+            (m for m in range(n + 1) if math.comb(m + C - 1, C - 1) <= MAX_SUPPORT_LABELS),
+            default=0,
+        )
         check_support_size(
             count,
             f"the support of n = {n} counts over C = {C} classes (C(n+C−1, C−1))",

@@ -31,7 +31,8 @@ def _check_probability(rel_error, prob) -> tuple[float, float]:
 
 
 def chebyshev_labels(var: Tensor, fisher: Tensor, rel_error: float, prob: float) -> Tensor:
-    """Labels ``N ≥ v / (ρ ε² I²)`` with ``ρ = 1 − prob`` (docs/theory.md §5, Chebyshev), at least 1.
+    """Labels ``N ≥ v / (ρ ε² I²)`` with ``ρ = 1 − prob`` (docs/theory.md §5, Chebyshev), at
+    least 1.
 
     Formed as ``(√v / I)² / (ρε²)`` so that a tiny ``I > 0`` whose square underflows still
     gives its finite count. ``inf`` where ``I = 0 < v`` (no number of labels gives a
