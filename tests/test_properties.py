@@ -67,7 +67,7 @@ def _close(a, b, floor=0.0):
     assert err <= RTOL * scale + floor, (err, scale, floor)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=SUPPRESS)
+@settings(max_examples=40, deadline=None, suppress_health_check=SUPPRESS, derandomize=True)
 @given(
     family=st.sampled_from(sorted(FAMILIES)),
     activation=st.sampled_from(sorted(nets.ACTIVATIONS)),
@@ -101,7 +101,11 @@ def test_variances_bounds_and_paths(family, activation, widths, seed, n_inputs, 
         for q in ("fisher", "var1", "var2"):
             _close(getattr(fast, q)[name], getattr(generic, q)[name])
         _close(fast.fisher[name], exact["mean1"][name])
-        _close(fast.fisher[name], exact["mean2"][name])
+        # mean2 = E[−∂²ℓ] = uᵀIu − E[(t−η)ᵀw]: the second part is 0 only up to the rounding
+        # of terms of size √V₂, which dominates where uᵀIu ≪ √V₂
+        eps = torch.finfo(torch.float64).eps
+        floor2 = REF_ULPS * eps * fast.var2[name].max().sqrt().item()
+        _close(fast.fisher[name], exact["mean2"][name], floor2)
         floor = (REF_ULPS * torch.finfo(torch.float64).eps * fast.fisher[name].abs().max()) ** 2
         _close(fast.var1[name], exact["var1"][name], floor.item())
         _close(fast.var2[name], exact["var2"][name], floor.item())
@@ -116,7 +120,7 @@ def test_variances_bounds_and_paths(family, activation, widths, seed, n_inputs, 
             assert (lo <= ex + slack).all() and (ex <= hi + slack).all(), (est, name)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=SUPPRESS)
+@settings(max_examples=10, deadline=None, suppress_health_check=SUPPRESS, derandomize=True)
 @given(
     family=st.sampled_from(["categorical", "bernoulli", "gaussian"]),
     seed=st.integers(0, 2**16),
