@@ -92,7 +92,7 @@ def run(ctx) -> None:
     plt = matplotlib()
     from fishsym.experiments import empirical
     from fishsym.experiments.derivatives import sample_coordinates
-    from fishsym.experiments.stats import z_scores, z_test
+    from fishsym.montecarlo.compare import z_scores, z_test
 
     widths = tuple(s["widths"])
     student = as_float64(

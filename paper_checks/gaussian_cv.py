@@ -73,7 +73,7 @@ def run(ctx) -> None:
     with ctx.part("Monte Carlo CV = √(2/N)", "gaussian d=2 tanh MLP", "montecarlo.estimate"):
         fisher_variances = need("fishsym", "fisher_variances")
         estimate = need("fishsym.montecarlo", "estimate")
-        from fishsym.experiments.stats import z_scores, z_test
+        from fishsym.montecarlo.compare import z_scores, z_test
 
         model = random_mlp((4, 6, 5, 2), "tanh", seed=3, scale=1.3)
         x = random_inputs(2, 4, seed=4)

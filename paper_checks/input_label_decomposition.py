@@ -137,7 +137,7 @@ def run(ctx) -> None:
 
         with ctx.part("Monte Carlo over random inputs and labels", fam, "MC z-test"):
             fisher_variances = need("fishsym", "fisher_variances")
-            from fishsym.experiments.stats import z_scores, z_test
+            from fishsym.montecarlo.compare import z_scores, z_test
 
             res = fisher_variances(model, pool, fam, bounds=False)
             kern = kernel_for(fam, d)

@@ -83,7 +83,7 @@ def run(ctx) -> None:
         run_toy_natural_gradient,
         sampled_diag_fisher_draws,
     )
-    from fishsym.experiments.stats import z_scores, z_test
+    from fishsym.montecarlo.compare import z_scores, z_test
     from paper_checks._common import kernel_for
 
     ctx.note(

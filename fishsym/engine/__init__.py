@@ -24,6 +24,8 @@ generic one with a :class:`GenericPathWarning` naming the module that forced it.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import warnings
 
 import torch
@@ -37,6 +39,11 @@ from fishsym.engine.sequential import StructuredMLP
 from fishsym.errors import UnsupportedModelError
 
 PATHS = ("auto", "structured", "generic")
+
+# every module of this package registers its structured-path rules on import
+# (:mod:`fishsym.engine.rules`): adding a module type is adding its rule file
+for _info in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_info.name}")
 
 
 class GenericPathWarning(UserWarning):

@@ -10,7 +10,9 @@
   estimators (docs/theory.md §5): exact formulas, exact enumeration and Monte Carlo;
 * :mod:`~fishsym.experiments.derivatives` — exact per-coordinate derivatives by
   forward-mode AD, the independent route the experiments check the engine with;
-* :mod:`~fishsym.experiments.stats` — z-score tests with a stated false-alarm rate.
+
+The z-score tests the experiments use live with the other Monte Carlo statistics, in
+:mod:`fishsym.montecarlo.compare`.
 """
 
 from fishsym.experiments.derivatives import (

@@ -12,9 +12,10 @@ object per family per process, and each generated function is built once, on fir
 No generated source is stored, so nothing can go stale and user-defined families work
 the same way as registered ones.
 
-Where the generic tensor form is wasteful or overflows, a registered family has a
-hand-written structured kernel that the tests hold to the lambdified one (float64,
-random valid parameters):
+Where the generic tensor form is wasteful or overflows, a registered family declares a
+hand-written structured kernel in its numeric declaration
+(``fishsym/kernels/family_specs/<name>.py``, with its sampler and stable forms), which the
+tests hold to the lambdified one (float64, random valid parameters):
 
 * ``categorical``, ``categorical_minimal``, ``multinomial`` — ``O(C)`` quadratic and
   quartic forms, never ``C²``/``C⁴`` (:mod:`fishsym.kernels.categorical`);
@@ -38,20 +39,10 @@ from fishsym.kernels.categorical import (
 )
 from fishsym.kernels.gaussian import GaussianKernel
 from fishsym.kernels.generic import GenericKernel
+from fishsym.kernels.numeric import NumericFamily, declare, declared, numeric_of
 from fishsym.kernels.spectrum import Spectrum
 from fishsym.symbolic import families
 from fishsym.symbolic.family import ExponentialFamily
-
-#: registered families with a structured kernel: name → constructor taking the sizes
-STRUCTURED = {
-    "bernoulli": lambda family=None: BinomialKernel(1, bernoulli=True, family=family),
-    "binomial": BinomialKernel,
-    "categorical": CategoricalKernel,
-    "categorical_minimal": CategoricalMinimalKernel,
-    "gaussian": GaussianKernel,
-    "independent_bernoulli": IndependentBernoulliKernel,
-    "multinomial": MultinomialKernel,
-}
 
 _BY_NAME: dict[tuple, FamilyKernel] = {}
 _BY_FAMILY: dict[int, tuple[ExponentialFamily, FamilyKernel]] = {}
@@ -78,8 +69,8 @@ def get(fam_or_name, **sizes) -> FamilyKernel:
     >>> get("categorical", C=10).d
     10
 
-    Registered families with a structured kernel (:data:`STRUCTURED`) get it; every
-    other family gets the lambdified :class:`GenericKernel`. Raises
+    Registered families whose numeric declaration (:mod:`fishsym.kernels.family_specs`) names a
+    structured kernel get it; every other family gets the lambdified :class:`GenericKernel`. Raises
     :class:`~fishsym.errors.UnknownFamilyError` for unknown names and :class:`TypeError`
     for unknown size arguments or a non-family argument.
     """
@@ -90,8 +81,9 @@ def get(fam_or_name, **sizes) -> FamilyKernel:
     if isinstance(fam_or_name, str):
         key, args = _name_key(fam_or_name, sizes)
         if key not in _BY_NAME:
-            if fam_or_name in STRUCTURED:
-                _BY_NAME[key] = STRUCTURED[fam_or_name](**args)
+            structured = numeric_of(fam_or_name).kernel
+            if structured is not None:
+                _BY_NAME[key] = structured(**args)
             else:
                 _BY_NAME[key] = GenericKernel(families.get(fam_or_name, **args))
         return _BY_NAME[key]
@@ -116,8 +108,9 @@ def get(fam_or_name, **sizes) -> FamilyKernel:
             if key is not None and families.get(name, **args) is fam:
                 kernel = _BY_NAME.get(key)
                 if kernel is None:
-                    if name in STRUCTURED:
-                        kernel = STRUCTURED[name](**args, family=fam)
+                    structured = numeric_of(name).kernel
+                    if structured is not None:
+                        kernel = structured(**args, family=fam)
                     else:
                         kernel = GenericKernel(fam)
                     _BY_NAME[key] = kernel
@@ -222,6 +215,12 @@ __all__ = [
     "GaussianKernel",
     "BinomialKernel",
     "IndependentBernoulliKernel",
-    "STRUCTURED",
+    "NumericFamily",
+    "declare",
+    "declared",
     "for_output",
+    "numeric_of",
 ]
+
+# every registered family's numeric declaration (one file each) registers on import
+from fishsym.kernels import family_specs as _family_specs  # noqa: E402,F401

@@ -41,6 +41,7 @@ from fishsym.kernels.base import (
     stable_logsumexp,
     stable_softplus,
 )
+from fishsym.kernels.numeric import numeric_of
 from fishsym.kernels.spectrum import (
     FIELDS,
     Spectrum,
@@ -57,9 +58,6 @@ from fishsym.symbolic.support import (
     RealLine,
     UnitInterval,
 )
-
-#: registered families whose labels are class indices 0..C−1 (their symbolic y is one-hot)
-CLASS_INDEX_FAMILIES = ("categorical", "categorical_minimal")
 
 
 class TorchLgamma(sp.Function):
@@ -161,7 +159,8 @@ class GenericKernel(FamilyKernel):
     def __init__(self, family, stable: bool = True):
         self._family = family
         self.registry_name = getattr(family, "registry_name", None)
-        self.class_index = self.registry_name in CLASS_INDEX_FAMILIES
+        self.numeric = numeric_of(self.registry_name)
+        self.class_index = self.numeric.class_index
         if self.class_index:
             obs_shape = ()
         else:
@@ -176,9 +175,7 @@ class GenericKernel(FamilyKernel):
             intervals,
             family.sizes,
         )
-        self.use_stable = stable and (
-            self.registry_name in STABLE_LOG_PARTITION or self.registry_name in STABLE_LOG_PROB
-        )
+        self.use_stable = stable
 
     @property
     def family(self):
@@ -334,14 +331,14 @@ class GenericKernel(FamilyKernel):
         return stack_columns(self._gen_log_base_measure(*cols), cols[0].shape, like)[..., 0]
 
     def _log_prob(self, y, h):
-        if self.use_stable and self.registry_name in STABLE_LOG_PROB:
-            return STABLE_LOG_PROB[self.registry_name](y, h, self.sizes)
+        if self.use_stable and self.numeric.log_prob is not None:
+            return self.numeric.log_prob(y, h, self.sizes)
         t = self._suff_stat(y, h.dtype)
         return (t * h).sum(-1) - self._log_partition(h) + self._log_base_measure(y, h.dtype)
 
     def _log_partition(self, h):
-        if self.use_stable and self.registry_name in STABLE_LOG_PARTITION:
-            return STABLE_LOG_PARTITION[self.registry_name](h, self.sizes)
+        if self.use_stable and self.numeric.log_partition is not None:
+            return self.numeric.log_partition(h, self.sizes)
         return self.lambdified_log_partition(h)
 
     def lambdified_log_partition(self, h: torch.Tensor) -> torch.Tensor:
@@ -427,7 +424,7 @@ class GenericKernel(FamilyKernel):
         return (kappa4 + 2 * q * q).clamp_min(0)
 
     def _sample(self, h, n, generator):
-        sampler = samplers.SAMPLERS.get(self.registry_name) if self.registry_name else None
+        sampler = self.numeric.sampler
         if sampler is not None:
             return sampler(self, h, n, generator)
         if _finite_points(self._family.support) is not None:
@@ -537,19 +534,3 @@ def _poisson_log_prob(y, h, sizes):
     rho = inv / 12 - inv**3 / 360 + inv**5 / 1260 - inv**7 / 1680
     stable = -lam * phi - 0.5 * torch.log(2 * torch.pi * ys) - rho
     return torch.where(big, stable, plain)
-
-
-#: numerically stable ``log p(y|h)`` of registered families (tested against the direct form)
-STABLE_LOG_PROB = {"poisson": _poisson_log_prob}
-
-#: numerically stable ``F(h)`` of registered families (tested against the lambdified F)
-STABLE_LOG_PARTITION = {
-    "bernoulli": lambda h, s: softplus(h[..., 0]),
-    "binomial": lambda h, s: int(s["n"]) * softplus(h[..., 0]),
-    "independent_bernoulli": lambda h, s: softplus(h).sum(-1),
-    "categorical": lambda h, s: stable_logsumexp(h),
-    "categorical_minimal": lambda h, s: _logsumexp_with_zero(h),
-    "multinomial": lambda h, s: int(s["n"]) * stable_logsumexp(h),
-    "geometric": lambda h, s: -_log1mexp(h[..., 0]),
-    "negative_binomial": lambda h, s: -float(s["r"]) * _log1mexp(h[..., 0]),
-}

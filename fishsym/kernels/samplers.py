@@ -192,22 +192,3 @@ def enumeration(kernel, h, n, generator):
     probs = torch.softmax(logp.movedim(0, -1), -1)  # [..., S]
     idx = categorical_indices(probs, n, generator)  # [n, ...]
     return labels[idx]
-
-
-#: dedicated samplers of the registered families (keyed by registry name)
-SAMPLERS = {
-    "bernoulli": bernoulli,
-    "beta": beta,
-    "binomial": binomial,
-    "categorical": categorical,
-    "categorical_minimal": categorical_minimal,
-    "exponential": exponential,
-    "gamma": gamma,
-    "gaussian": gaussian,
-    "gaussian_meanvar": gaussian_meanvar,
-    "geometric": geometric,
-    "independent_bernoulli": independent_bernoulli,
-    "multinomial": multinomial,
-    "negative_binomial": negative_binomial,
-    "poisson": poisson,
-}

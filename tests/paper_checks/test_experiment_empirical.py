@@ -12,7 +12,7 @@ from fishsym.experiments.derivatives import (
     coordinate_derivatives,
     sample_coordinates,
 )
-from fishsym.experiments.stats import z_scores, z_test
+from fishsym.montecarlo.compare import z_scores, z_test
 from fishsym.nets import mlp
 
 #: formula route vs enumeration / quadrature route, both float64 (rounding only)

@@ -11,7 +11,7 @@ from fishsym.experiments.natural_gradient import (
     sampled_diag_fisher,
     sampled_diag_fisher_draws,
 )
-from fishsym.experiments.stats import z_scores, z_test
+from fishsym.montecarlo.compare import z_scores, z_test
 from fishsym.experiments.toy import toy_2d_data, toy_model
 
 #: float64 autograd vs the closed form of a GLM (rounding only)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from fishsym.experiments.stats import ROUND_RTOL, ZERO_RTOL, bonferroni_threshold, z_scores, z_test
+from fishsym.montecarlo.compare import ROUND_RTOL, ZERO_RTOL, bonferroni_threshold, z_scores, z_test
 
 
 def test_bonferroni_threshold_values():

@@ -10,8 +10,10 @@ derived quantities are computed once per process. Users add families the same wa
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import numbers
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -108,22 +110,9 @@ def instances() -> list[ExponentialFamily]:
     return [get(n) for n in names()]
 
 
-# Built-in families: importing each module registers it.
-from fishsym.symbolic.families import (  # noqa: E402,F401
-    bernoulli,
-    beta,
-    binomial,
-    categorical,
-    categorical_minimal,
-    exponential,
-    gamma,
-    gaussian,
-    gaussian_meanvar,
-    geometric,
-    independent_bernoulli,
-    multinomial,
-    negative_binomial,
-    poisson,
-)
+# Built-in families: every module of this package registers its family on import, so
+# adding a family is adding its file.
+for _info in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = ["register", "names", "get", "instances", "size_arguments", "entry"]
