@@ -12,6 +12,7 @@ from pathlib import Path
 
 from paper_checks._core import ClaimResult, Context, NotAvailable
 
+
 #: every check, in the order the report lists them (symbolic → numeric → experiments)
 def _discover() -> tuple[str, ...]:
     """The claim checks: every module of this package not starting with ``_`` that

@@ -90,9 +90,11 @@ def _compare_all(a, b) -> float:
 def run(ctx) -> None:
     s = ctx.use_settings(SETTINGS)
     plt = matplotlib()
-    from fishsym.experiments import empirical
-    from fishsym.experiments.derivatives import sample_coordinates
     from fishsym.montecarlo.compare import z_scores, z_test
+    from fishsym.montecarlo.empirical import empirical_fisher_monte_carlo
+    from fishsym.reference.coordinates import sample_coordinates
+    from fishsym.reference.empirical import empirical_fisher_enumerated
+    from fishsym.variance.empirical import empirical_fisher_exact
 
     widths = tuple(s["widths"])
     student = as_float64(
@@ -128,11 +130,11 @@ def run(ctx) -> None:
         "exact formulas = enumeration + autograd", "MNIST sigmoid MLP", "two exact routes"
     ):
         kern = kernel_for("categorical", widths[-1])
-        exact = empirical.empirical_fisher_exact(student, x, kern, teacher_h=teacher_h)
-        exact_real = empirical.empirical_fisher_exact(student, x, kern, labels=y)
+        exact = empirical_fisher_exact(student, x, kern, teacher_h=teacher_h)
+        exact_real = empirical_fisher_exact(student, x, kern, labels=y)
         coords = sample_coordinates(student, s["coords"], torch.Generator().manual_seed(71))
-        enum = empirical.empirical_fisher_enumerated(student, x, kern, coords, teacher_h=teacher_h)
-        enum_real = empirical.empirical_fisher_enumerated(student, x, kern, coords, labels=y)
+        enum = empirical_fisher_enumerated(student, x, kern, coords, teacher_h=teacher_h)
+        enum_real = empirical_fisher_enumerated(student, x, kern, coords, labels=y)
         err = _compare_all(exact.select(coords), enum)
         err_real = _compare_all(exact_real.select(coords), enum_real)
         k = sum(len(v) for v in coords.values())
@@ -191,7 +193,7 @@ def run(ctx) -> None:
     with ctx.part("Monte Carlo over teacher labels", "sampled entries", "MC z-test"):
         if exact is None:
             raise RuntimeError("the exact route failed above")
-        mc = empirical.empirical_fisher_monte_carlo(
+        mc = empirical_fisher_monte_carlo(
             student, x, kern, coords, teacher_h, s["replicates"], torch.Generator().manual_seed(72)
         )
         sel = exact.select(coords)

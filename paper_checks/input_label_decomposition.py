@@ -54,7 +54,7 @@ _OUT = {"categorical": 3, "bernoulli": 1, "independent_bernoulli": 2}
 
 def _monte_carlo(model, pool, kern, n_inputs, n_labels, replicates, gen):
     """Replicates of both joint estimators: ``{estimator: {name: [R, k]}}``."""
-    from fishsym.experiments.derivatives import label_derivatives, split_flat
+    from fishsym.reference.coordinates import label_derivatives, split_flat
 
     support = kern.support_labels()
     every_label = support.unsqueeze(0).expand((len(pool),) + tuple(support.shape))

@@ -43,7 +43,7 @@ SETTINGS = {
 
 def _one_label_neg_hessian(model, x, fam, n_labels, names, gen):
     """``Î₂`` from single sampled labels, by autograd (name → ``[n, K, *shape]``)."""
-    from fishsym.experiments.derivatives import label_derivatives, split_flat
+    from fishsym.reference.coordinates import label_derivatives, split_flat
 
     kern = kernel_for(fam, model(x).shape[1])
     labels = kern.sample(model(x).detach(), n_labels, gen).transpose(0, 1)

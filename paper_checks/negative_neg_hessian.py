@@ -45,7 +45,7 @@ SETTINGS = {
 def run(ctx) -> None:
     s = ctx.use_settings(SETTINGS)
     plt = matplotlib()
-    from fishsym.experiments.derivatives import coordinate_derivatives, sample_coordinates
+    from fishsym.reference.coordinates import coordinate_derivatives, sample_coordinates
 
     model = as_float64(
         trained_mnist_mlp(

@@ -57,7 +57,7 @@ def run(ctx) -> None:
     with ctx.part("V₂ = 0 everywhere", "ReLU MLPs", "engine + reference"):
         fisher_variances = need("fishsym", "fisher_variances")
         exact_moments = need("fishsym.reference", "exact_moments")
-        from fishsym.experiments.derivatives import label_derivatives, split_flat
+        from fishsym.reference.coordinates import label_derivatives, split_flat
 
         for fam in s["families"]:
             d = FAMILY_OUTPUTS[fam]

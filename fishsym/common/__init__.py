@@ -26,29 +26,29 @@ from fishsym.common.model import (
     memory_budget,
     shared_parameters,
 )
+from fishsym.common.selection import (
+    ParamSelection,
+    all_entries,
+    parameter_group,
+    parameter_groups,
+    sample_entries,
+    sample_params,
+    select_params,
+)
 
 #: the estimators of docs/theory.md §2, named by what they are (the glossary's one definition)
 ESTIMATORS = ("squared_score", "neg_hessian")
 
 
-def parameter_group(name: str) -> str:
-    """The group (layer) of a parameter: its owning module's path (``"0.weight"`` →
-    ``"0"``); a parameter registered on the root module is its own group's name ``""``."""
-    return name.rsplit(".", 1)[0] if "." in name else ""
-
-
-def parameter_groups(names) -> dict[str, list[str]]:
-    """Module path → the names of its parameters, in the order given (one convention for
-    every per-layer summary)."""
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        groups.setdefault(parameter_group(name), []).append(name)
-    return groups
-
 __all__ = [
     "ESTIMATORS",
+    "ParamSelection",
+    "all_entries",
     "parameter_group",
     "parameter_groups",
+    "sample_entries",
+    "sample_params",
+    "select_params",
     "ModelView",
     "SQUASHING",
     "WORKING_DTYPES",

@@ -69,12 +69,14 @@ class ParamDerivatives:
         raise NotImplementedError
 
     def reduce(self, store: dict[str, Tensor], moments: dict[str, Tensor | None], rows: slice,
-               per_sample: bool) -> None:
+               per_sample: bool, power2=POWER2) -> None:
         """Add the block's per-input quantities, from per-unit ``moments`` ``[n, a]``, into
         ``store`` (``{quantity: tensor shaped like the parameter}``), or write them per
         input at ``rows`` (``store`` tensors ``[n_inputs, *shape]``) with ``per_sample``.
         Quantities missing from ``store`` or given as ``None`` (the zero bound) are
-        skipped."""
+        skipped. ``power2`` names the quantities quadratic in ``u`` (they carry the layer
+        input squared in a factorised block); every other one is quartic in ``u`` or
+        quadratic in ``w`` (the fourth power)."""
         raise NotImplementedError
 
 
@@ -93,7 +95,7 @@ class DenseDerivatives(ParamDerivatives):
     def n_units(self) -> int:
         return self.jac.shape[0] * self.jac.shape[2]
 
-    def reduce(self, store, moments, rows, per_sample) -> None:
+    def reduce(self, store, moments, rows, per_sample, power2=POWER2) -> None:
         entries = slice(None) if self.entries is None else self.entries
         for q, x in moments.items():  # x: [n, k]
             if x is None or q not in store:
@@ -125,26 +127,27 @@ class LinearDerivatives(ParamDerivatives):
     def n_units(self) -> int:
         return self.jac.shape[0] * self.jac.shape[2] * self.scale.shape[1]
 
-    def reduce(self, store, moments, rows, per_sample) -> None:
+    def reduce(self, store, moments, rows, per_sample, power2=POWER2) -> None:
         z2 = self.scale * self.scale
         z4 = z2 * z2
-        names4 = [
-            q for q, x in moments.items() if x is not None and q in store and q not in POWER2
-        ]
+        present = [q for q, x in moments.items() if x is not None and q in store]
+        names2 = [q for q in present if q in power2]
+        names4 = [q for q in present if q not in power2]
         if per_sample:
-            for q in POWER2:
+            for q in names2:
                 store[q][rows] = moments[q][:, :, None] * z2[:, None, :]
             for q in names4:
                 store[q][rows] = moments[q][:, :, None] * z4[:, None, :]
             return
-        for q in POWER2:
-            store[q] += moments[q].T @ z2
-        n, a = moments[POWER2[0]].shape
-        # every z⁴ quantity of the layer in one matrix product [K·a, n] @ [n, b]
-        stacked = torch.stack([moments[q] for q in names4], dim=1).reshape(n, -1)
-        sums = (stacked.T @ z4).reshape(len(names4), a, -1)
-        for q, total in zip(names4, sums, strict=True):
-            store[q] += total
+        # every quantity of one power in one matrix product [K·a, n] @ [n, b]
+        for names, z in ((names2, z2), (names4, z4)):
+            if not names:
+                continue
+            n, a = moments[names[0]].shape
+            stacked = torch.stack([moments[q] for q in names], dim=1).reshape(n, -1)
+            sums = (stacked.T @ z).reshape(len(names), a, -1)
+            for q, total in zip(names, sums, strict=True):
+                store[q] += total
 
 
 __all__ = ["POWER2", "DenseDerivatives", "LinearDerivatives", "ParamDerivatives"]

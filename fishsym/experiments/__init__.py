@@ -6,27 +6,14 @@
   the paper's Figure 1;
 * :mod:`~fishsym.experiments.natural_gradient` — diagonal natural gradient preconditioned
   by ``Î₁`` or ``Î₂`` estimated from labels sampled from the model;
-* :mod:`~fishsym.experiments.empirical` — the empirical Fisher against the Fisher and its
-  estimators (docs/theory.md §5): exact formulas, exact enumeration and Monte Carlo;
-* :mod:`~fishsym.experiments.derivatives` — exact per-coordinate derivatives by
-  forward-mode AD, the independent route the experiments check the engine with;
 
-The z-score tests the experiments use live with the other Monte Carlo statistics, in
-:mod:`fishsym.montecarlo.compare`.
+The experiments run on the pipeline's own stages, re-exported here for convenience:
+the empirical Fisher (docs/theory.md §5) exactly in :mod:`fishsym.variance.empirical`, by
+enumeration in :mod:`fishsym.reference.empirical` and by Monte Carlo in
+:mod:`fishsym.montecarlo.empirical`; per-coordinate derivatives by forward-mode AD in
+:mod:`fishsym.reference.coordinates`; z-score tests in :mod:`fishsym.montecarlo.compare`.
 """
 
-from fishsym.experiments.derivatives import (
-    all_coordinates,
-    coordinate_derivatives,
-    mlp_unit_derivatives,
-    sample_coordinates,
-)
-from fishsym.experiments.empirical import (
-    EmpiricalFisherMoments,
-    empirical_fisher_enumerated,
-    empirical_fisher_exact,
-    empirical_fisher_monte_carlo,
-)
 from fishsym.experiments.natural_gradient import (
     DiagonalNaturalGradient,
     run_toy_natural_gradient,
@@ -35,6 +22,15 @@ from fishsym.experiments.natural_gradient import (
 )
 from fishsym.experiments.toy import toy_2d_data, toy_model
 from fishsym.experiments.training import group_summary, layer_groups, train_over_epochs
+from fishsym.montecarlo.empirical import empirical_fisher_monte_carlo
+from fishsym.reference.coordinates import (
+    all_coordinates,
+    coordinate_derivatives,
+    mlp_unit_derivatives,
+    sample_coordinates,
+)
+from fishsym.reference.empirical import empirical_fisher_enumerated
+from fishsym.variance.empirical import EmpiricalFisherMoments, empirical_fisher_exact
 
 __all__ = [
     "all_coordinates",

@@ -12,7 +12,7 @@ estimate from labels **sampled from the model** at the batch inputs (docs/theory
 
 ``B`` batch inputs, ``K`` labels per input drawn with an explicit ``torch.Generator``.
 Derivatives are exact per label (autograd,
-:func:`fishsym.experiments.derivatives.label_derivatives`), which forms a ``P × P``
+:func:`fishsym.reference.coordinates.label_derivatives`), which forms a ``P × P``
 Hessian per input: meant for the small models of the toy problems (at most
 ``DENSE_MAX_PARAMS`` parameters), not for large networks.
 """
@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from fishsym.common import ESTIMATORS  # noqa: E402  (the glossary's one definition)
-from fishsym.experiments.derivatives import label_derivatives, split_flat
 from fishsym.experiments.toy import toy_2d_data, toy_family, toy_model
+from fishsym.reference.coordinates import label_derivatives, split_flat
 
 
 def _check_estimator(estimator: str) -> None:

@@ -45,6 +45,7 @@ from fishsym.symbolic.expectation import (
     numeric_route,
 )
 from fishsym.symbolic.records import CheckResult, format_table
+from fishsym.symbolic.theory.zero import symbolic_zero
 
 #: seed of the default generator that draws the random valid parameters of the checks
 VERIFY_SEED = 20240205
@@ -80,8 +81,9 @@ class _ExactFiniteRoute:
     whose elements are kept in lowest terms: two of them are equal iff they are the same
     function, i.e. the identity holds for *all* ``h``. Where the density is not rational
     in ``z`` (a user family with a non-integer statistic, say) the route computes with
-    sympy expressions and decides by ``sympy.simplify``, then by mpmath at random
-    parameters, and says so.
+    sympy expressions and decides by the symbolic zero test shared with
+    :mod:`fishsym.symbolic.theory` (:func:`~fishsym.symbolic.theory.zero.symbolic_zero`),
+    then by mpmath at random parameters, and says so.
     """
 
     def __init__(self, fam, rng: np.random.Generator, dps: int):
@@ -159,10 +161,13 @@ class _ExactFiniteRoute:
                     failures.append(i)
                 continue
             a, b = self._as_expr(a), self._as_expr(b)
-            diff = a - b
-            if diff == 0 or sp.simplify(diff) == 0:
-                methods.add("sympy.simplify")
+            decided = symbolic_zero(a - b)
+            if decided.zero is not None:
+                methods.add(f"exact ({decided.method})")
+                if not decided.zero:
+                    failures.append(i)
                 continue
+            diff = a - b
             # simplify is not a decision procedure: settle it numerically
             methods.add(f"mpmath {N_POINTS} pts, dps={self.dps}")
             for _ in range(N_POINTS):
@@ -360,7 +365,7 @@ def _symbolic_normalisation(fam) -> CheckResult | None:
         mass = sp.integrate(dens, *limits)
     except Exception:  # noqa: BLE001  (sympy raises many kinds; the numeric route decides)
         return None
-    if mass.has(sp.Integral) or sp.simplify(mass - 1) != 0:
+    if mass.has(sp.Integral) or symbolic_zero(mass - 1).zero is not True:
         return None
     return CheckResult(
         "normalisation: int p(y|h) dy = 1",
@@ -385,8 +390,8 @@ def _check_fisher_structure(fam, rng: np.random.Generator, dps: int) -> list[Che
                 diff = entry - other
                 if diff == 0:
                     continue
-                how = "sympy.simplify"
-                if sp.simplify(diff) != 0:
+                how = "exact zero test"
+                if symbolic_zero(diff).zero is not True:
                     bad.append((c, e))
     out.append(
         CheckResult(
@@ -500,16 +505,17 @@ def _stats_spec(fam):
 
 def _identity(a, b, box: Mapping, rng: np.random.Generator, dps: int) -> tuple[bool, str, float]:
     """``a == b`` as functions of the symbols in ``box``: exactly when the difference is a
-    rational function of them (cancel decides both ways) or sympy.simplify reaches 0;
-    else mpmath at random points of the box (which can refute, and confirms to
+    rational function of them (cancel decides both ways) or the shared symbolic zero test
+    decides; else mpmath at random points of the box (which can refute, and confirms to
     NUMERIC_RTOL)."""
     diff = sp.sympify(a) - sp.sympify(b)
     if diff == 0:
         return True, "symbolic", 0.0
     if diff.is_rational_function(*box):
         return sp.cancel(sp.together(diff)) == 0, "symbolic", 0.0
-    if sp.simplify(diff) == 0:
-        return True, "symbolic", 0.0
+    decided = symbolic_zero(diff)
+    if decided.zero is not None:
+        return decided.zero, "symbolic", 0.0
     worst = 0.0
     for _ in range(N_POINTS):
         vals = {
@@ -601,9 +607,9 @@ def same_function(
 
     Decided by the first route that settles it: structural equality; ``expand`` to 0;
     with ``h_j = log z_j``, cancellation of a rational function of ``z`` (exact for all
-    ``h``); ``sympy.simplify``; otherwise evaluation at :data:`N_POINTS` random valid
-    parameters with ``dps`` digits (tolerance :data:`NUMERIC_RTOL`), which can refute
-    and otherwise corroborates.
+    ``h``); the shared symbolic zero test (``expand``, ``cancel``, ``simplify``); otherwise
+    evaluation at :data:`N_POINTS` random valid parameters with ``dps`` digits (tolerance
+    :data:`NUMERIC_RTOL`), which can refute and otherwise corroborates.
 
     Returns
     -------
@@ -618,8 +624,9 @@ def same_function(
     zdiff = diff.subs({h: sp.log(zj) for h, zj in zip(fam.natural_params, z, strict=True)})
     if zdiff.is_rational_function(*z):
         return sp.cancel(sp.together(zdiff)) == 0, _IDENTITY_Z
-    if sp.simplify(diff) == 0:
-        return True, "sympy.simplify"
+    decided = symbolic_zero(diff)
+    if decided.zero is not None:
+        return decided.zero, f"exact ({decided.method})"
     rng = np.random.default_rng(VERIFY_SEED) if rng is None else rng
     for _ in range(N_POINTS):
         vals = fam.random_natural_params(rng)

@@ -6,14 +6,16 @@ import pytest
 import torch
 
 from fishsym import kernels
-from fishsym.experiments import empirical
-from fishsym.experiments.derivatives import (
+from fishsym.montecarlo.compare import z_scores, z_test
+from fishsym.montecarlo.empirical import empirical_fisher_monte_carlo
+from fishsym.nets import mlp
+from fishsym.reference.coordinates import (
     all_coordinates,
     coordinate_derivatives,
     sample_coordinates,
 )
-from fishsym.montecarlo.compare import z_scores, z_test
-from fishsym.nets import mlp
+from fishsym.reference.empirical import empirical_fisher_enumerated
+from fishsym.variance.empirical import empirical_fisher_exact
 
 #: formula route vs enumeration / quadrature route, both float64 (rounding only)
 RTOL = 1e-10
@@ -66,9 +68,9 @@ def test_formulas_equal_enumeration(family, d, data):
         kw = {"teacher_h": teacher(x).detach()}
     else:
         kw = {"labels": kern.sample(teacher(x).detach(), 1, torch.Generator().manual_seed(3))[0]}
-    exact = empirical.empirical_fisher_exact(student, x, kern, **kw)
+    exact = empirical_fisher_exact(student, x, kern, **kw)
     coords = sample_coordinates(student, 6, torch.Generator().manual_seed(4))
-    enum = empirical.empirical_fisher_enumerated(student, x, kern, coords, **kw)
+    enum = empirical_fisher_enumerated(student, x, kern, coords, **kw)
     _assert_moments_close(exact.select(coords), enum)
     if data == "fixed":
         for name, v in exact.emp_var.items():
@@ -84,7 +86,7 @@ def test_gaussian_teacher_by_quadrature():
     student, teacher, x = _nets(2, seed=10, act="tanh")
     kern = kernels.get("gaussian", d=2)
     h_q = teacher(x).detach()
-    exact = empirical.empirical_fisher_exact(student, x, kern, teacher_h=h_q)
+    exact = empirical_fisher_exact(student, x, kern, teacher_h=h_q)
     nodes, weights = np.polynomial.hermite_e.hermegauss(3)
     weights = weights / weights.sum()
     grid = torch.tensor([[a, b] for a in nodes for b in nodes], dtype=torch.float64)  # [9, 2]
@@ -117,9 +119,9 @@ def test_monte_carlo_agrees():
     student, teacher, x = _nets(3, seed=20)
     kern = kernels.get("categorical", C=3)
     h_q = teacher(x).detach()
-    exact = empirical.empirical_fisher_exact(student, x, kern, teacher_h=h_q)
+    exact = empirical_fisher_exact(student, x, kern, teacher_h=h_q)
     coords = sample_coordinates(student, 4, torch.Generator().manual_seed(5))
-    mc = empirical.empirical_fisher_monte_carlo(
+    mc = empirical_fisher_monte_carlo(
         student, x, kern, coords, h_q, 4000, torch.Generator().manual_seed(6)
     )
     sel = exact.select(coords)
@@ -149,9 +151,9 @@ def test_monte_carlo_detects_a_planted_error():
     student, teacher, x = _nets(3, seed=20)
     kern = kernels.get("categorical", C=3)
     h_q = teacher(x).detach()
-    exact = empirical.empirical_fisher_exact(student, x, kern, teacher_h=h_q)
+    exact = empirical_fisher_exact(student, x, kern, teacher_h=h_q)
     coords = {"4.bias": torch.arange(3), "2.bias": torch.arange(3)}
-    mc = empirical.empirical_fisher_monte_carlo(
+    mc = empirical_fisher_monte_carlo(
         student, x, kern, coords, h_q, 4000, torch.Generator().manual_seed(6)
     )
     sel = exact.select(coords)
@@ -166,16 +168,36 @@ def test_bad_data_label_arguments():
     student, teacher, x = _nets(3)
     kern = kernels.get("categorical", C=3)
     with pytest.raises(ValueError, match="exactly one"):
-        empirical.empirical_fisher_exact(student, x, kern)
+        empirical_fisher_exact(student, x, kern)
     with pytest.raises(ValueError, match="exactly one"):
-        empirical.empirical_fisher_exact(
+        empirical_fisher_exact(
             student, x, kern, teacher_h=teacher(x), labels=torch.zeros(5)
         )
     with pytest.raises(Exception, match="teacher_h"):
-        empirical.empirical_fisher_exact(
+        empirical_fisher_exact(
             student, x, kern, teacher_h=torch.zeros(4, 3, dtype=torch.float64)
         )
     with pytest.raises(ValueError, match="replicates"):
-        empirical.empirical_fisher_monte_carlo(
+        empirical_fisher_monte_carlo(
             student, x, kern, {"4.bias": torch.arange(3)}, teacher(x).detach(), 1, torch.Generator()
         )
+
+
+def test_exact_route_runs_on_the_engine_for_any_model():
+    """A convolutional net takes the generic engine path; the formulas on its dense blocks
+    equal the enumeration route."""
+    gen = torch.Generator().manual_seed(30)
+    student = torch.nn.Sequential(
+        torch.nn.Conv1d(1, 2, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(16, 3)
+    ).double()
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 3)).double()
+    x = torch.randn(4, 1, 10, generator=gen, dtype=torch.float64)
+    kern = kernels.get("categorical", C=3)
+    h_q = teacher(x).detach()
+    with pytest.warns(UserWarning, match="generic"):
+        exact = empirical_fisher_exact(student, x, kern, teacher_h=h_q)
+    coords = sample_coordinates(student, 5, torch.Generator().manual_seed(31))
+    enum = empirical_fisher_enumerated(student, x, kern, coords, teacher_h=h_q)
+    _assert_moments_close(exact.select(coords), enum)
+    # the Hessian form differs from the Fisher where w ≠ 0 (the conv layer is curved)
+    assert float((exact.emp_hess_var["0.weight"]).abs().max()) > 0

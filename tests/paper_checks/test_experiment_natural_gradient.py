@@ -11,8 +11,8 @@ from fishsym.experiments.natural_gradient import (
     sampled_diag_fisher,
     sampled_diag_fisher_draws,
 )
-from fishsym.montecarlo.compare import z_scores, z_test
 from fishsym.experiments.toy import toy_2d_data, toy_model
+from fishsym.montecarlo.compare import z_scores, z_test
 
 #: float64 autograd vs the closed form of a GLM (rounding only)
 RTOL = 1e-12

@@ -2,9 +2,9 @@
 the exit status; and a tiny-tier run of real checks."""
 
 import importlib
-from pathlib import Path
 import sys
 import types
+from pathlib import Path
 
 import pytest
 

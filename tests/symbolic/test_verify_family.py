@@ -292,3 +292,24 @@ def test_finite_family_outside_the_rational_class():
     broken = ExponentialFamily(*args, FiniteSupport.integer_range(0, 2))
     broken.central_moment_entries(4)[(0, 0, 0, 0)] += sp.Rational(1, 10**6)
     assert failed_claims(verify_family(broken)) == {"mu4", "moment_about(a), k=4"}
+
+
+def test_verify_and_theory_share_one_zero_test(monkeypatch):
+    """``verify`` decides identities with the theory's symbolic zero test (no second
+    one): it proves, refutes and leaves undecided exactly as ``prove_zero``'s exact stage,
+    and a planted wrong answer from it changes what ``same_function`` concludes."""
+    import sympy as sp
+
+    from fishsym.symbolic import families, verify
+    from fishsym.symbolic.theory import zero
+
+    h = sp.Symbol("h", real=True)
+    assert zero.symbolic_zero(sp.exp(sp.log(2) * h) - 2**h).zero is True
+    assert zero.symbolic_zero(h**2 - h).zero is False  # a nonzero polynomial over ℚ
+    assert zero.symbolic_zero(sp.Function("f")(h)).zero is None
+    fam = families.get("poisson")
+    (eta,) = fam.natural_params
+    a, b = sp.exp(eta) * sp.cosh(eta), (sp.exp(2 * eta) + 1) / 2
+    assert verify.same_function(fam, a, b)[0]
+    monkeypatch.setattr(verify, "symbolic_zero", lambda e: zero.ZeroTest(False, "planted"))
+    assert not verify.same_function(fam, a, b)[0]

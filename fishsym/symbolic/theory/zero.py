@@ -43,38 +43,55 @@ def _is_polynomial_over_q(e: sp.Expr) -> bool:
 def prove_zero(expr, rng: np.random.Generator | None = None, n_points: int = N_POINTS) -> ZeroTest:
     """Decide ``expr ≡ 0`` exactly.
 
-    ``expand`` → ``cancel`` → ``simplify`` (small expressions); an expanded polynomial
-    over ℚ that is not 0 is certified nonzero (its expanded form is canonical). Otherwise
-    the expression is evaluated exactly at ``n_points`` random rational points (free
-    symbols drawn by their sign assumptions, placeholder functions given random rational
-    values): a nonzero value proves nonzero; zeros at every point are reported as zero
-    with ``method="exact-rational-points"`` — a Schwartz–Zippel identity test (a proof with
-    high probability) for rational functions, a spot check otherwise. None of the
-    registered families' proofs needs this fallback.
+    ``expand`` → ``cancel`` → ``simplify`` (small expressions; :func:`symbolic_zero`); an
+    expanded polynomial over ℚ that is not 0 is certified nonzero (its expanded form is
+    canonical). Otherwise the expression is evaluated exactly at ``n_points`` random
+    rational points (free symbols drawn by their sign assumptions, placeholder functions
+    given random rational values): a nonzero value proves nonzero; zeros at every point
+    are reported as zero with ``method="exact-rational-points"`` — a Schwartz–Zippel
+    identity test (a proof with high probability) for rational functions, a spot check
+    otherwise. None of the registered families' proofs needs this fallback.
     """
+    decided, e = _symbolic(expr)
+    if decided is not None:
+        return decided
+    return _zero_at_points(e, rng or np.random.default_rng(0), n_points)
+
+
+def symbolic_zero(expr) -> ZeroTest:
+    """The exact, symbolic stage of :func:`prove_zero` alone: ``zero`` is True or False
+    when simplification decides, None otherwise (the caller then settles it its own way —
+    :mod:`fishsym.symbolic.verify` by high-precision evaluation on the family's domain)."""
+    decided, _ = _symbolic(expr)
+    return decided if decided is not None else ZeroTest(None, SYMBOLIC, "not decided")
+
+
+def _symbolic(expr) -> tuple[ZeroTest | None, sp.Expr | None]:
+    """``(decision, reduced expression)``; the decision is None when undecided."""
     if isinstance(expr, PolyElement):
         # an element of ℚ[symbols]: its representation is canonical
         if expr == 0:
-            return ZeroTest(True, SYMBOLIC, "0 in ℚ[symbols]")
+            return ZeroTest(True, SYMBOLIC, "0 in ℚ[symbols]"), None
         monom, coeff = expr.terms()[0]
         term = expr.ring({monom: coeff}).as_expr()
-        return ZeroTest(False, SYMBOLIC, f"nonzero polynomial over ℚ, e.g. term {term}")
+        return ZeroTest(False, SYMBOLIC, f"nonzero polynomial over ℚ, e.g. term {term}"), None
     e = sp.sympify(expr)
     if e == 0:
-        return ZeroTest(True, SYMBOLIC, "identically 0")
+        return ZeroTest(True, SYMBOLIC, "identically 0"), None
     e = sp.expand(e)
     if e == 0:
-        return ZeroTest(True, SYMBOLIC, "expand")
+        return ZeroTest(True, SYMBOLIC, "expand"), None
     if _is_polynomial_over_q(e):
-        return ZeroTest(False, SYMBOLIC, f"nonzero polynomial, e.g. term {sp.Add.make_args(e)[0]}")
+        term = sp.Add.make_args(e)[0]
+        return ZeroTest(False, SYMBOLIC, f"nonzero polynomial, e.g. term {term}"), None
     if not e.has(sp.Piecewise):
         c = sp.cancel(sp.together(e))
         if c == 0:
-            return ZeroTest(True, SYMBOLIC, "cancel")
+            return ZeroTest(True, SYMBOLIC, "cancel"), None
         e = c
     if sp.count_ops(e) <= SIMPLIFY_OPS_LIMIT and sp.simplify(e) == 0:
-        return ZeroTest(True, SYMBOLIC, "simplify")
-    return _zero_at_points(e, rng or np.random.default_rng(0), n_points)
+        return ZeroTest(True, SYMBOLIC, "simplify"), None
+    return None, e
 
 
 def _random_point_value(sym: sp.Symbol, rng: np.random.Generator) -> sp.Rational:

@@ -1,7 +1,9 @@
-"""Derivatives along single coordinates, by forward-mode automatic differentiation.
+"""Derivatives along single coordinates, by forward-mode automatic differentiation — an
+independent route to ``u``/``w`` and to per-label scores and curvatures that uses none of
+the engine's closed forms.
 
-The experiments need, for chosen coordinates, exact first and second derivatives that do
-not go through the engine's closed forms:
+The cross-checks and paper experiments need, for chosen coordinates, exact first and
+second derivatives that do not go through the engine's closed forms:
 
 * along a parameter entry ``θ_p``: ``u_p = ∂h/∂θ_p`` and ``w_p = ∂²h/∂θ_p²`` (docs/theory.md §1), or
   the score ``∂_p ℓ`` and curvature ``∂²_p ℓ`` of the log-likelihood of given labels;
@@ -13,66 +15,40 @@ Both are second directional derivatives ``d²/dε² g(x + ε·e)`` at ``ε = 0``
 forward-mode derivative of a forward-mode derivative (``torch.func.jvp`` of ``jvp``):
 one pass costs a few forward evaluations and never forms a Hessian. ``torch.func.vmap``
 batches it over coordinates and inputs.
+
+Every route evaluates the shared :class:`~fishsym.common.ModelView` (a private copy of
+the model), never the user's model itself, and takes the one ``params`` vocabulary of
+:mod:`fishsym.common.selection` (``None``, names, or ``{name: flat indices}``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, jvp, vmap
+from torch.func import jacrev, jvp, vmap
 
+from fishsym.common import ModelView, all_entries, sample_entries, select_params
+from fishsym.engine.generic import FORWARD_VERIFIED, second_order_route
 from fishsym.errors import ShapeError, UnsupportedModelError
 
 #: coordinates processed in one vectorised pass (bounds the memory of a pass to about
 #: this many copies of the largest parameter tensor)
 COORD_CHUNK = 16
 
-Coords = dict[str, torch.Tensor]
-"""Selected parameter entries: parameter name → 1-D ``int64`` tensor of flat indices."""
+#: ``params`` of every entry / of sampled entries per tensor (the shared vocabulary)
+all_coordinates = all_entries
+sample_coordinates = sample_entries
 
 
-def all_coordinates(model: nn.Module) -> Coords:
-    """Every entry of every trainable parameter."""
-    return {
-        name: torch.arange(p.numel()) for name, p in model.named_parameters() if p.requires_grad
-    }
-
-
-def sample_coordinates(model: nn.Module, per_tensor: int, generator: torch.Generator) -> Coords:
-    """Up to ``per_tensor`` distinct entries of each trainable parameter, drawn uniformly
-    without replacement with ``generator`` (all entries of smaller tensors), sorted."""
-    if per_tensor < 1:
-        raise ValueError(f"per_tensor must be a positive integer; got {per_tensor!r}")
-    out = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        n = p.numel()
-        if n <= per_tensor:
-            out[name] = torch.arange(n)
-        else:
-            out[name] = torch.randperm(n, generator=generator)[:per_tensor].sort().values
-    return out
-
-
-def _check_coords(model: nn.Module, coords: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    params = dict(model.named_parameters())
-    out = {}
-    for name, idx in coords.items():
-        if name not in params:
-            raise KeyError(
-                f"coords names parameter {name!r}, which the model does not have; its "
-                f"parameters are {sorted(params)}"
-            )
-        idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
-        n = params[name].numel()
-        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= n):
-            raise IndexError(f"coords[{name!r}] holds flat indices outside 0..{n - 1}")
-        out[name] = idx
-    return out
+def _view(model: nn.Module) -> ModelView:
+    """The model's functional view in its own floating dtype."""
+    first = next(iter(model.parameters()), None)
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float64
+    return ModelView(model, dtype)
 
 
 def _second_directional(f: Callable[[torch.Tensor], torch.Tensor], eps: torch.Tensor):
@@ -88,7 +64,7 @@ def _second_directional(f: Callable[[torch.Tensor], torch.Tensor], eps: torch.Te
 def coordinate_derivatives(
     model: nn.Module,
     inputs: torch.Tensor,
-    coords: Mapping[str, torch.Tensor],
+    params=None,
     head: Callable | None = None,
     head_args: torch.Tensor | None = None,
     chunk_size: int = COORD_CHUNK,
@@ -106,7 +82,8 @@ def coordinate_derivatives(
     ----------
     model: the network; its output for one input is ``h`` (shape ``[d]``).
     inputs: ``[n, *input_shape]``.
-    coords: parameter name → flat indices (see :func:`sample_coordinates`).
+    params: the entries (``None``: all; names; or ``{name: flat indices}``, e.g. from
+        :func:`sample_coordinates`).
     head: optional ``head(h [d], a) → tensor``, differentiable in ``h``.
     head_args: optional ``[n, …]``, row ``n`` passed to ``head`` as ``a`` for input ``n``.
 
@@ -124,20 +101,29 @@ def coordinate_derivatives(
             f"head_args must have one row per input ({inputs.shape[0]}); got shape "
             f"{tuple(head_args.shape)}"
         )
-    coords = _check_coords(model, coords)
-    params = {name: p.detach() for name, p in model.named_parameters()}
-    buffers = dict(model.named_buffers())
+    sel = select_params(model, params)
+    if second_order_route(model) != "forward-over-forward":
+        unverified = sorted(
+            {type(m).__name__ for m in model.modules()} - {"Sequential"}
+            - {t.__name__ for t in FORWARD_VERIFIED}
+        )
+        raise UnsupportedModelError(
+            f"coordinate_derivatives differentiates twice in forward mode, which is verified "
+            f"only for the module types of fishsym.engine.generic.FORWARD_VERIFIED; this "
+            f"model also has {unverified} — use fishsym.reference.exact_moments (double "
+            "backward) instead"
+        )
+    view = _view(model)
     out = {}
-    for name, idx in coords.items():
-        base = params[name]
+    for name in sel.names:
+        idx = sel.flat_indices(name)
+        base = view.params[name]
         flat = base.reshape(-1)
-        positions = torch.arange(flat.numel())
+        positions = torch.arange(flat.numel(), device=flat.device)
 
         def g(eps, i, x, a, name=name, base=base, flat=flat, positions=positions):
             mask = (positions == i).to(flat.dtype)
-            p = dict(params)
-            p[name] = (flat + eps * mask).reshape(base.shape)
-            h = functional_call(model, (p, buffers), (x.unsqueeze(0),)).squeeze(0)
+            h = view.single({name: (flat + eps * mask).reshape(base.shape)}, x)
             return h if head is None else head(h, a)
 
         def per_pair(i, x, a, g=g, dtype=flat.dtype):
@@ -155,7 +141,6 @@ def coordinate_derivatives(
     return out
 
 
-# ---------------------------------------------------------------------- small models, dense
 #: largest parameter count the dense route accepts: it forms a P × P Hessian per input
 #: and output (allowed for small models only)
 DENSE_MAX_PARAMS = 4096
@@ -175,9 +160,8 @@ def dense_derivatives(
     Raises :class:`UnsupportedModelError` above ``DENSE_MAX_PARAMS`` parameters (it forms
     the ``P × P`` Hessian of each output per input); use :func:`coordinate_derivatives`.
     """
-    from torch.func import jacrev
-
-    params = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+    view = _view(model)
+    params = view.params
     layout = [(name, p.shape) for name, p in params.items()]
     total = sum(p.numel() for p in params.values())
     if total > DENSE_MAX_PARAMS:
@@ -186,16 +170,14 @@ def dense_derivatives(
             f"{DENSE_MAX_PARAMS} parameters — use coordinate_derivatives for larger models"
         )
     flat = torch.cat([p.reshape(-1) for p in params.values()])
-    buffers = dict(model.named_buffers())
-    frozen = {name: p.detach() for name, p in model.named_parameters() if not p.requires_grad}
 
     def h_of(vec, x):
-        out, start = dict(frozen), 0
+        out, start = {}, 0
         for name, shape in layout:
             k = int(torch.Size(shape).numel())
             out[name] = vec[start : start + k].reshape(shape)
             start += k
-        return functional_call(model, (out, buffers), (x.unsqueeze(0),)).squeeze(0)
+        return view.single(out, x)
 
     jac = vmap(jacrev(h_of), in_dims=(None, 0))(flat, inputs)  # [n, d, P]
     hess = vmap(jacrev(jacrev(h_of)), in_dims=(None, 0))(flat, inputs)  # [n, d, P, P]
@@ -222,7 +204,7 @@ def label_derivatives(model: nn.Module, inputs: torch.Tensor, kernel, labels: to
     layout, jac, hess_diag = dense_derivatives(model, inputs)
     n, d, _ = jac.shape
     K = labels.shape[1]
-    h = model(inputs).detach()
+    h = _view(model).outputs(inputs)
     h_rep = h[:, None, :].expand(n, K, d).clone().requires_grad_(True)
     log_p = kernel.log_prob(labels, h_rep)
     (g,) = torch.autograd.grad(log_p.sum(), h_rep, create_graph=True)
@@ -308,7 +290,8 @@ def mlp_unit_derivatives(
     tensors shaped ``[n, n_in]``, ``[n, d, n_out]``, ``[n, d, n_out]``.
     """
     layers = linear_layers(model)
-    modules = list(model.children())
+    # a private copy: the unit view calls the layers directly, never the user's modules
+    modules = [copy.deepcopy(m) for m in model.children()]
     result = []
     z = inputs
     start = 0
@@ -352,7 +335,7 @@ __all__ = [
     "dense_derivatives",
     "label_derivatives",
     "split_flat",
-    "Coords",
+    "COORD_CHUNK",
     "all_coordinates",
     "sample_coordinates",
     "coordinate_derivatives",
