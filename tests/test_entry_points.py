@@ -78,20 +78,23 @@ def test_no_entry_point_modifies_the_model(entry, make, unchanged):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_tied_weights_are_exact_on_the_generic_path():
+@pytest.mark.parametrize("path", ["auto", "generic"])
+def test_tied_weights_are_exact_on_the_generic_path(path):
     """``h`` is not affine in a parameter used twice: the second derivative sees both uses.
-    The engine (reverse over reverse) must equal the reference (double backward of ℓ)
-    and finite differences of ``h``."""
+    The engine (the graph path by default, whose proof must not declare the tied weight a
+    structural zero; and the generic path, reverse over reverse) must equal the reference
+    (double backward of ℓ)."""
     model = tied_mlp()
     x = torch.randn(3, 3, dtype=torch.float64, generator=_gen(1))
-    res = fishsym.fisher_variances(model, x, "categorical", per_sample=True)
-    assert res.path == "generic"
+    res = fishsym.fisher_variances(model, x, "categorical", per_sample=True, path=path)
+    assert res.path == ("graph" if path == "auto" else "generic")
     exact = reference.exact_moments(model, x, "categorical")
     for name in res.fisher:
         torch.testing.assert_close(res.fisher[name], exact["mean1"][name], rtol=RTOL, atol=1e-14)
         torch.testing.assert_close(res.var1[name], exact["var1"][name], rtol=RTOL, atol=1e-14)
         torch.testing.assert_close(res.var2[name], exact["var2"][name], rtol=RTOL, atol=1e-14)
     assert float(res.var2["2.weight"].abs().max()) > 0  # both uses curve it
+    assert res.var2_routes["2.weight"] != "structural zero"
 
 
 def test_structured_path_refuses_tied_weights():

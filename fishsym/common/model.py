@@ -289,15 +289,25 @@ class ModelView:
         return int(raw[0].numel())
 
 
+@contextlib.contextmanager
 def math_attention():
-    """A context selecting the math backend of ``scaled_dot_product_attention``: the fused
-    CPU/GPU kernels lack double-backward or forward-mode rules that second derivatives
-    need. A no-op where the selection API is missing."""
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-    except ImportError:  # pragma: no cover - older torch
-        return contextlib.nullcontext()
-    return sdpa_kernel(SDPBackend.MATH)
+    """A context selecting the math backend of ``scaled_dot_product_attention`` and turning
+    off the fused fast path of ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer``
+    (restored on exit): the fused CPU/GPU kernels lack double-backward, forward-mode and
+    batching rules that the derivatives need, and hide the operations from a trace."""
+    with contextlib.ExitStack() as stack:
+        try:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+        except ImportError:  # pragma: no cover - older torch
+            pass
+        else:
+            stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+        mha = getattr(torch.backends, "mha", None)
+        if mha is not None and hasattr(mha, "set_fastpath_enabled"):
+            before = mha.get_fastpath_enabled()
+            mha.set_fastpath_enabled(False)
+            stack.callback(mha.set_fastpath_enabled, before)
+        yield
 
 
 # --------------------------------------------------------------------------- memory

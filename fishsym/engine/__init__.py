@@ -9,24 +9,28 @@ own moments. :func:`fishsym.fisher_variances` uses nothing else, so a new engine
 kind needs no change there. The structured engine walks a registry of per-module rules
 (:mod:`fishsym.engine.rules`, one file per module type).
 
-Two engines deliver blocks:
+Three engines deliver blocks:
 
 * :class:`StructuredMLP` (:mod:`fishsym.engine.sequential`) — the fast structured pass
   for ``nn.Sequential`` stacks of ``Linear`` layers and elementwise activations, one file
   per layer type (:mod:`~fishsym.engine.linear`, :mod:`~fishsym.engine.activations`,
   :mod:`~fishsym.engine.flatten`, :mod:`~fishsym.engine.dropout`);
+* :class:`GraphModel` (:mod:`fishsym.engine.graph`) — any ``torch.func``-traceable model
+  (convolutions, pooling, normalisation in evaluation mode, residual connections,
+  embeddings, attention): ``u`` from per-input Jacobians, ``w`` by the cheapest sound
+  route per parameter (structural zero, curvature sources, second-order passes;
+  docs/theory.md §10);
 * :class:`GenericModel` (:mod:`fishsym.engine.generic`) — exact for any ``nn.Module`` via
-  ``torch.func``, at one forward-over-forward pass per parameter entry and input.
+  ``torch.func``, at one second-order pass per parameter entry and input.
 
-:func:`select` picks the structured path when it applies and otherwise falls back to the
-generic one with a :class:`GenericPathWarning` naming the module that forced it.
+:func:`select` picks the structured path when it applies, otherwise the graph path; the
+engine's ``var2_route`` (or a block's ``route``) says how each ``w`` was obtained.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-import warnings
 
 import torch
 from torch import nn
@@ -34,11 +38,12 @@ from torch import nn
 from fishsym.common import ModelView, check_choice
 from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
 from fishsym.engine.dropout import check_deterministic
-from fishsym.engine.generic import GenericModel
+from fishsym.engine.generic import GenericModel, GenericPathWarning
+from fishsym.engine.graph import GraphModel
 from fishsym.engine.sequential import StructuredMLP
 from fishsym.errors import UnsupportedModelError
 
-PATHS = ("auto", "structured", "generic")
+PATHS = ("auto", "structured", "graph", "generic")
 
 # every module of this package registers its structured-path rules on import
 # (:mod:`fishsym.engine.rules`): adding a module type is adding its rule file
@@ -46,15 +51,14 @@ for _info in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_info.name}")
 
 
-class GenericPathWarning(UserWarning):
-    """The model is handled by the (exact but slow) generic path."""
 
 
 def select(
     view: ModelView | nn.Module, dtype: torch.dtype | str | None = None, path: str = "auto"
-) -> StructuredMLP | GenericModel:
-    """The engine for the model of ``view``: ``"structured"``, ``"generic"``, or ``"auto"``
-    (structured when supported, else generic with a :class:`GenericPathWarning`).
+) -> StructuredMLP | GraphModel | GenericModel:
+    """The engine for the model of ``view``: ``"structured"``, ``"graph"``, ``"generic"``,
+    or ``"auto"`` (structured when supported, else the graph path; the reason the
+    structured path did not apply is kept as the engine's ``fallback_reason``).
 
     ``select(view, path)`` with a :class:`~fishsym.common.ModelView`, or
     ``select(model, dtype, path)`` with a module (a view is made in ``dtype``).
@@ -68,6 +72,8 @@ def select(
     check_choice(path, PATHS, "path")
     if path == "generic":
         return GenericModel(view)
+    if path == "graph":
+        return GraphModel(view)
     try:
         if view.output is not None:
             raise UnsupportedModelError("an output selector is given")
@@ -79,18 +85,14 @@ def select(
     except UnsupportedModelError as err:
         if path == "structured":
             raise
-        engine = GenericModel(view)
-        warnings.warn(
-            f"using the generic (torch.func) path: {err}. It is exact but costs "
-            f"{engine.cost_note}.",
-            GenericPathWarning,
-            stacklevel=3,
-        )
+        engine = GraphModel(view)
+        engine.fallback_reason = str(err)
         return engine
 
 
 __all__ = [
     "GenericModel",
+    "GraphModel",
     "GenericPathWarning",
     "DenseDerivatives",
     "LinearDerivatives",

@@ -97,6 +97,10 @@ def second_order_route(model: nn.Module) -> str:
     return "forward-over-forward" if verified else "reverse-over-reverse"
 
 
+class GenericPathWarning(UserWarning):
+    """The model is handled by the (exact but slow) generic path."""
+
+
 class GenericModel:
     """Any ``nn.Module`` whose output is the natural parameter ``h``, evaluated on the
     private copy of a :class:`~fishsym.common.ModelView` (the user's module is never
@@ -115,6 +119,8 @@ class GenericModel:
     path = "generic"
     #: the derivatives are taken by torch.func transforms: autograd must stay on
     no_grad = False
+    #: why the structured path did not apply (set by :func:`fishsym.engine.select`)
+    fallback_reason = None
 
     def __init__(self, view: ModelView | nn.Module, dtype: torch.dtype = torch.float64):
         if isinstance(view, nn.Module):
@@ -141,7 +147,12 @@ class GenericModel:
         return list(self.params)
 
     # ------------------------------------------------------------------ engine protocol
-    def default_chunk(self, dtype: torch.dtype, budget: int) -> int:
+    @property
+    def var2_route(self) -> str:
+        """How this engine obtains ``w`` (reported per parameter)."""
+        return f"second-order passes ({self.route})"
+
+    def default_chunk(self, dtype: torch.dtype, budget: int, d: int = 1) -> int:
         """Inputs per step (each is paired with a block of basis vectors, see
         :data:`GENERIC_BATCH`)."""
         return GENERIC_INPUT_CHUNK
@@ -250,5 +261,6 @@ __all__ = [
     "GENERIC_BATCH",
     "GENERIC_ELEMENTS",
     "GenericModel",
+    "GenericPathWarning",
     "second_order_route",
 ]

@@ -69,6 +69,10 @@ class StructuredMLP:
     no_grad = True
     #: what one step of :meth:`batches` costs, for progress and time warnings
     cost_note = "one structured pass per chunk of inputs"
+    #: how ``w`` is obtained where it is not a structural zero (reported per parameter)
+    var2_route = "structured recursion (docs/theory.md §7)"
+    #: the structured path applies: nothing forced a fallback
+    fallback_reason = None
 
     def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float64):
         if type(model) is not nn.Sequential:
@@ -220,7 +224,7 @@ class StructuredMLP:
         return h, out
 
     # ------------------------------------------------------------------ engine protocol
-    def default_chunk(self, dtype: torch.dtype, budget: int) -> int:
+    def default_chunk(self, dtype: torch.dtype, budget: int, d: int = 1) -> int:
         """Inputs per step so that the pass's working floats stay within ``budget`` bytes."""
         itemsize = torch.finfo(dtype).bits // 8
         return max(1, budget // (self.floats_per_input() * itemsize))

@@ -363,7 +363,7 @@ def fisher_variances(
         )
     n_inputs = x.shape[0]
     kernel = _kernels.for_output(family, out_dim)
-    chunk = min(n_inputs, chunk_size or eng.default_chunk(dtype, MEMORY_BUDGET))
+    chunk = min(n_inputs, chunk_size or eng.default_chunk(dtype, MEMORY_BUDGET, out_dim))
 
     names = eng.param_names()
     shapes = {name: view.params[name].shape for name in names}
@@ -382,6 +382,7 @@ def fisher_variances(
     )
     sums = _Sums(shapes, n_inputs, dtype, per_sample, bounds, x.device)
     methods: dict[str, set[str]] = {}
+    routes: dict[str, set[str]] = {}
 
     starts = list(range(0, n_inputs, chunk))
     total = sum(eng.steps(min(chunk, n_inputs - start), chunk, out_dim) for start in starts)
@@ -403,6 +404,7 @@ def fisher_variances(
                     batch, _batched_moments(kernel, h, batch, spectrum), strict=True
                 ):
                     sums.add(pd, moments, rows)
+                    routes.setdefault(pd.name, set()).add(_route(eng, pd))
                 bar.update(1)
                 estimate = clock.tick(sum(pd.n_units() for pd in batch))
                 if estimate is not None and estimate > GENERIC_WARN_SECONDS:
@@ -414,7 +416,7 @@ def fisher_variances(
                         stacklevel=2,
                     )
     bar.close()
-    return _finish(
+    res = _finish(
         sums,
         kernel,
         names,
@@ -425,6 +427,17 @@ def fisher_variances(
         eng.path,
         dtype,
     )
+    res.var2_routes.update({name: " + ".join(sorted(routes[name])) for name in names})
+    return res
+
+
+def _route(eng, pd: ParamDerivatives) -> str:
+    """How the block's ``w`` was obtained: its own ``route``, the structural zero of a
+    block without ``hess_diag``, or the engine's ``var2_route``."""
+    route = getattr(pd, "route", None)
+    if route is not None:
+        return route
+    return "structural zero" if pd.hess_diag is None else eng.var2_route
 
 
 def _finish(sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, path, dtype):

@@ -72,9 +72,14 @@ class FisherVariances:
     family, kernel:
         The exponential family and its torch kernel.
     n_inputs, path:
-        Number of inputs; ``"structured"`` or ``"generic"``.
+        Number of inputs; the engine: ``"structured"``, ``"graph"`` or ``"generic"``.
     groups:
         Module name → names of its parameters (the layer groups of :meth:`summary`).
+    var2_routes:
+        Parameter name → how its ``w_i = ∂²h/∂θ_i²`` (hence ``V₂``) was obtained:
+        ``"structural zero"`` (proved ``w ≡ 0``, nothing computed), ``"curvature
+        sources"`` (docs/theory.md §10), ``"structured recursion (docs/theory.md §7)"`` or
+        ``"second-order passes (…)"``; :attr:`methods` gives the same per group.
     """
 
     fisher: dict[str, Tensor]
@@ -90,6 +95,17 @@ class FisherVariances:
     groups: dict[str, list[str]]
     means: dict[str, dict[str, Tensor]] = field(repr=False)
     mean_bounds: dict | None = field(repr=False, default=None)
+    var2_routes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> dict[str, str]:
+        """Parameter group (module) → the route(s) that produced its ``V₂``."""
+        return {
+            (group or "(model)"): " + ".join(
+                sorted({self.var2_routes.get(n, "unknown") for n in names})
+            )
+            for group, names in self.groups.items()
+        }
 
     @property
     def family(self):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from fishsym import nets
-from fishsym.engine import GenericModel, GenericPathWarning, StructuredMLP, select
+from fishsym.engine import GenericModel, GenericPathWarning, GraphModel, StructuredMLP, select
 from fishsym.errors import ShapeError, UnsupportedModelError
 
 #: float64, same quantity by two different sequences of float operations
@@ -176,9 +176,9 @@ def test_model_is_not_modified():
 def test_unsupported_module_is_named(model, name):
     with pytest.raises(UnsupportedModelError, match=name):
         StructuredMLP(model)
-    with pytest.warns(GenericPathWarning, match=name):
-        engine = select(model, torch.float64, "auto")
-    assert isinstance(engine, GenericModel)
+    engine = select(model, torch.float64, "auto")
+    assert isinstance(engine, GraphModel)
+    assert name in engine.fallback_reason
     with pytest.raises(UnsupportedModelError, match=name):
         select(model, torch.float64, "structured")
 
@@ -198,8 +198,9 @@ def test_non_sequential_falls_back():
         def forward(self, x):
             return self.body(x)
 
-    with pytest.warns(GenericPathWarning, match="Net"):
-        assert isinstance(select(Net(), torch.float64), GenericModel)
+    engine = select(Net(), torch.float64)
+    assert isinstance(engine, GraphModel) and "Net" in engine.fallback_reason
+    assert isinstance(select(Net(), torch.float64, "generic"), GenericModel)
 
 
 def test_flatten_merging_the_batch_axis_is_rejected():

@@ -184,7 +184,7 @@ def test_bad_data_label_arguments():
 
 
 def test_exact_route_runs_on_the_engine_for_any_model():
-    """A convolutional net takes the generic engine path; the formulas on its dense blocks
+    """A convolutional net takes the graph engine path; the formulas on its dense blocks
     equal the enumeration route."""
     gen = torch.Generator().manual_seed(30)
     student = torch.nn.Sequential(
@@ -194,8 +194,7 @@ def test_exact_route_runs_on_the_engine_for_any_model():
     x = torch.randn(4, 1, 10, generator=gen, dtype=torch.float64)
     kern = kernels.get("categorical", C=3)
     h_q = teacher(x).detach()
-    with pytest.warns(UserWarning, match="generic"):
-        exact = empirical_fisher_exact(student, x, kern, teacher_h=h_q)
+    exact = empirical_fisher_exact(student, x, kern, teacher_h=h_q)
     coords = sample_coordinates(student, 5, torch.Generator().manual_seed(31))
     enum = empirical_fisher_enumerated(student, x, kern, coords, teacher_h=h_q)
     _assert_moments_close(exact.select(coords), enum)

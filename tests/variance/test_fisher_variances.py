@@ -150,11 +150,14 @@ def test_small_cnn_on_the_generic_path(oracle):
                 * 0.5
             )
     x = torch.randn(2, 1, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
-    with pytest.warns(fishsym.engine.GenericPathWarning, match="Conv2d"):
-        res = fishsym.fisher_variances(model, x, "categorical", per_sample=True)
-    assert res.path == "generic"
+    res = fishsym.fisher_variances(model, x, "categorical", per_sample=True)
+    assert res.path == "graph"  # the default for models the structured path cannot take
+    assert res.methods == {"0": "curvature sources", "3": "structural zero"}
     check_against(res, oracle.reference(model, x, "categorical"))
     assert res.fisher["0.weight"].shape == (2, 2, 1, 3, 3)
+    generic = fishsym.fisher_variances(model, x, "categorical", per_sample=True, path="generic")
+    assert generic.path == "generic"
+    check_against(generic, oracle.reference(model, x, "categorical"))
 
 
 # --------------------------------------------------------------------------- structure

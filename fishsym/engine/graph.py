@@ -1,0 +1,662 @@
+"""Any architecture: ``u`` by a per-input Jacobian, ``w`` by the cheapest sound route
+(docs/theory.md §10).
+
+The model (its private copy, :class:`~fishsym.common.ModelView`) is traced once into a
+graph of ATen operations (``torch.fx`` ``make_fx`` of the functionalised single-input
+call, attention in its math form). The graph decides, **per parameter tensor**, how
+``w_i = ∂²h/∂θ_i²`` is obtained:
+
+* ``"structural zero"`` — ``h`` is piecewise linear in the tensor: every operation that
+  depends on it is piecewise linear in all its tensor arguments (views, sums, ReLU
+  family, max/avg pooling, padding, concatenation), or multilinear (matrix products,
+  convolutions, products, batch normalisation in evaluation mode, embeddings) with at
+  most **one** factor depending on it. Then ``w_i = 0`` for every entry (a.e.; autograd's
+  convention at kinks) and nothing is computed. A parameter used twice in one product
+  (tied weights, attention's ``q·k``), a curved activation or a normalisation downstream
+  all defeat the proof — an unknown operation always does.
+* ``"curvature sources"`` — every curved operation that depends on the tensor is an
+  elementwise function ``z = σ(a')`` (tanh, sigmoid, GELU, SiLU, softplus, ELU, exp, …).
+  The chain rule then leaves (docs/theory.md §10)
+
+      w_i[c] = Σ_k ρ_ck (∂a'_k/∂θ_i)²,    ρ_ck = σ''(a'_k) · ∂h_c/∂z_k,
+
+  exact from one reverse pass per output and per curved unit ``k`` and input (the §7
+  recursion of MLPs, generalised to convolutions, pooling, BatchNorm in evaluation mode
+  and residual additions). ``σ''`` takes the stable forms of
+  :mod:`fishsym.engine.activations` where the operation has one.
+* ``"second-order passes"`` — otherwise (softmax attention, LayerNorm's normalisation,
+  products of activations): exact per entry by the generic path's second-order passes
+  (:class:`~fishsym.engine.generic.GenericModel`), whose cost is stated up front.
+
+``u_i = ∂h/∂θ_i`` for **all** parameters comes from ``d`` reverse passes per input
+(``vmap(jacrev)``), whatever the architecture. Inputs are processed in chunks whose
+Jacobians fit the memory budget.
+
+The trace follows the operations the model ran on the first input; a model whose Python
+control flow depends on input *values* is outside what the proof covers (say so with
+``path="generic"``).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.func import functionalize, jacrev, vjp, vmap
+
+from fishsym.common import ModelView, cast_inputs, math_attention
+from fishsym.engine import activations as _act
+from fishsym.engine.derivatives import DenseDerivatives, ParamDerivatives
+from fishsym.engine.generic import GenericModel, GenericPathWarning
+from fishsym.errors import UnsupportedModelError
+
+aten = torch.ops.aten
+
+#: the three routes to ``w`` (reported per parameter as ``FisherVariances.var2_routes``)
+STRUCTURAL_ZERO = "structural zero"
+CURVATURE_SOURCES = "curvature sources"
+SECOND_ORDER = "second-order passes"
+
+#: operations (piecewise) linear jointly in all their tensor arguments
+PIECEWISE_LINEAR = frozenset(
+    {
+        aten.view,
+        aten._unsafe_view,
+        aten.reshape,
+        aten.t,
+        aten.transpose,
+        aten.permute,
+        aten.expand,
+        aten.squeeze,
+        aten.unsqueeze,
+        aten.clone,
+        aten.contiguous,
+        aten.alias,
+        aten.slice,
+        aten.select,
+        aten.cat,
+        aten.stack,
+        aten.split,
+        aten.split_with_sizes,
+        aten.chunk,
+        aten.unbind,
+        aten.narrow,
+        aten.flatten,
+        aten.unflatten,
+        aten.repeat,
+        aten.roll,
+        aten.flip,
+        aten.constant_pad_nd,
+        aten.pad,
+        aten.index_select,
+        aten.gather,
+        aten.index,
+        aten.add,
+        aten.sub,
+        aten.neg,
+        aten.rsub,
+        aten.sum,
+        aten.mean,
+        aten.relu,
+        aten.leaky_relu,
+        aten.hardtanh,
+        aten.threshold,
+        aten.abs,
+        aten.max_pool1d_with_indices,
+        aten.max_pool2d_with_indices,
+        aten.max_pool3d_with_indices,
+        aten.max_pool1d,
+        aten.max_pool2d,
+        aten.max_pool3d,
+        aten.avg_pool1d,
+        aten.avg_pool2d,
+        aten.avg_pool3d,
+        aten.adaptive_avg_pool1d,
+        aten.adaptive_avg_pool2d,
+        aten._adaptive_avg_pool2d,
+        aten.adaptive_avg_pool3d,
+        aten._adaptive_avg_pool3d,
+        aten.adaptive_max_pool2d,
+        aten.adaptive_max_pool1d,
+        aten.amax,
+        aten.amin,
+        aten.where,
+        aten.masked_fill,
+        aten._to_copy,
+        aten.copy,
+        aten.lift_fresh_copy,
+        aten.detach,
+        aten.dropout,
+        aten.squeeze_copy,
+        aten.unsqueeze_copy,
+        aten.view_copy,
+        aten.expand_copy,
+        aten.permute_copy,
+        aten.t_copy,
+        aten.transpose_copy,
+        aten.slice_copy,
+        aten.select_copy,
+        aten.split_copy,
+        aten.alias_copy,
+    }
+)
+
+#: operations whose value does not depend on the values of their tensor arguments
+CONSTANT = frozenset(
+    {
+        aten.zeros_like,
+        aten.ones_like,
+        aten.empty_like,
+        aten.full_like,
+        aten.new_zeros,
+        aten.new_ones,
+        aten.new_empty,
+        aten.new_full,
+        aten.scalar_tensor,
+        aten.arange,
+        aten.zeros,
+        aten.ones,
+        aten.full,
+        aten.empty,
+        aten.sym_size,
+    }
+)
+
+#: multilinear operations: (additive argument positions, factor positions, positions in
+#: which the operation is curved); at most one factor may depend on a parameter for ``h``
+#: to stay linear in it
+MULTILINEAR = {
+    aten.mm: ((), (0, 1), ()),
+    aten.bmm: ((), (0, 1), ()),
+    aten.matmul: ((), (0, 1), ()),
+    aten.mv: ((), (0, 1), ()),
+    aten.dot: ((), (0, 1), ()),
+    aten.addmm: ((0,), (1, 2), ()),
+    aten.baddbmm: ((0,), (1, 2), ()),
+    aten.addmv: ((0,), (1, 2), ()),
+    aten.addcmul: ((0,), (1, 2), ()),
+    aten.mul: ((), (0, 1), ()),
+    aten.div: ((), (0,), (1,)),
+    aten.linear: ((2,), (0, 1), ()),
+    aten.convolution: ((2,), (0, 1), ()),
+    aten.embedding: ((), (0,), ()),
+    # (input − mean)/√(var + ε)·weight + bias with the running statistics as constants
+    aten._native_batch_norm_legit_no_training: ((2,), (0, 1), (3, 4)),
+    # the same op with its training flag (args[5]; refused unless False, see analyse)
+    aten.native_batch_norm: ((2,), (0, 1), (3, 4)),
+    # normalise(input)·weight + bias: curved (not elementwise) in the input only
+    aten.native_layer_norm: ((3,), (2,), (0,)),
+    aten.native_group_norm: ((2,), (1,), (0,)),
+}
+
+
+# --------------------------------------------------------------------------- σ'' per op
+def _stable(module_of):
+    """σ'' from the stable rule of :mod:`fishsym.engine.activations` for the module that
+    ``module_of(args, kwargs)`` builds with the operation's own constants."""
+
+    def second(args, kwargs, a: Tensor) -> Tensor:
+        module, rule = module_of(args, kwargs)
+        return rule(module, a)[2]
+
+    return second
+
+
+def _gelu(args, kwargs):
+    approximate = args[1] if len(args) > 1 else kwargs.get("approximate", "none")
+    return nn.GELU(approximate=approximate), _act.gelu
+
+
+def _softplus(args, kwargs):
+    beta = args[1] if len(args) > 1 else kwargs.get("beta", 1.0)
+    threshold = args[2] if len(args) > 2 else kwargs.get("threshold", 20.0)
+    return nn.Softplus(beta=beta, threshold=threshold), _act.softplus
+
+
+#: elementwise curved operations of one tensor argument; the value is a stable σ''
+#: builder or None (σ'' by autograd on the operation itself)
+ELEMENTWISE_CURVED = {
+    aten.tanh: _stable(lambda a, k: (None, _act.tanh)),
+    aten.sigmoid: _stable(lambda a, k: (None, _act.sigmoid)),
+    aten.silu: _stable(lambda a, k: (None, _act.silu)),
+    aten.gelu: _stable(_gelu),
+    aten.softplus: _stable(_softplus),
+    aten.elu: None,
+    aten.celu: None,
+    aten.selu: None,
+    aten.mish: None,
+    aten.hardswish: None,
+    aten.exp: None,
+    aten.expm1: None,
+    aten.log: None,
+    aten.log1p: None,
+    aten.sin: None,
+    aten.cos: None,
+    aten.erf: None,
+    aten.sqrt: None,
+    aten.rsqrt: None,
+    aten.reciprocal: None,
+    aten.pow: None,
+    aten.atan: None,
+}
+
+
+def _packet(target):
+    return getattr(target, "overloadpacket", None)
+
+
+def _tensor_args(args) -> list:
+    """The fx nodes among (nested) arguments, with their argument position."""
+    out = []
+    for pos, a in enumerate(args):
+        items = a if isinstance(a, (list, tuple)) else [a]
+        for item in items:
+            if isinstance(item, torch.fx.Node):
+                out.append((pos, item))
+    return out
+
+
+# --------------------------------------------------------------------------- analysis
+@dataclass
+class GraphAnalysis:
+    """What the trace proves about each parameter tensor.
+
+    Attributes
+    ----------
+    routes:
+        ``{name: STRUCTURAL_ZERO | CURVATURE_SOURCES | SECOND_ORDER}``.
+    sources:
+        The graph's elementwise curved nodes whose input depends on a
+        ``CURVATURE_SOURCES`` parameter, in graph order.
+    unknown:
+        Operation names that made a parameter fall to second-order passes.
+    """
+
+    graph: torch.fx.GraphModule
+    routes: dict[str, str]
+    sources: list = field(default_factory=list)
+    unknown: set = field(default_factory=set)
+
+
+def analyse(gm: torch.fx.GraphModule, names: list[str]) -> GraphAnalysis:
+    """Classify every parameter (placeholders ``0..len(names)-1`` of ``gm``, then the
+    input) by the route its ``w`` needs (see the module docstring)."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    deps: dict = {}  # node -> parameters it depends on
+    curved: dict = {}  # node -> parameters in which it may be curved
+    nonelem: dict = {}  # node -> parameters with non-elementwise curvature upstream
+    for i, node in enumerate(placeholders):
+        deps[node] = {names[i]} if i < len(names) else set()
+        curved[node], nonelem[node] = set(), set()
+    sources, unknown = [], set()
+    output = None
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            continue
+        if node.op == "output":
+            output = node
+            break
+        if node.op == "get_attr":  # a constant captured by the trace
+            deps[node], curved[node], nonelem[node] = set(), set(), set()
+            continue
+        if node.op != "call_function":
+            raise UnsupportedModelError(f"unexpected graph node {node.op} {node.target}")
+        tensor_args = _tensor_args(node.args) + _tensor_args(list(node.kwargs.values()))
+        d = set().union(*(deps[a] for _, a in tensor_args)) if tensor_args else set()
+        c = set().union(*(curved[a] for _, a in tensor_args)) if tensor_args else set()
+        ne = set().union(*(nonelem[a] for _, a in tensor_args)) if tensor_args else set()
+        val = node.meta.get("val")
+        packet = _packet(node.target)
+        if isinstance(val, Tensor) and not (val.is_floating_point() or val.is_complex()):
+            d, c, ne = set(), set(), set()  # integer/boolean values carry no derivative
+        elif node.target is operator.getitem or packet in PIECEWISE_LINEAR:
+            pass
+        elif packet in CONSTANT:
+            d, c, ne = set(), set(), set()
+        elif packet in MULTILINEAR and not (
+            packet is aten.native_batch_norm and (len(node.args) < 6 or node.args[5] is not False)
+        ):
+            _, factors, curved_pos = MULTILINEAR[packet]
+            counts: dict[str, int] = {}
+            for pos, a in tensor_args:
+                if pos in factors:
+                    for p in deps[a]:
+                        counts[p] = counts.get(p, 0) + 1
+                elif pos in curved_pos:
+                    for p in deps[a]:
+                        counts[p] = 2  # curved in this argument: not elementwise either
+            products = {p for p, k in counts.items() if k > 1}
+            if products:
+                unknown.add(str(packet))
+            c, ne = c | products, ne | products
+        elif packet in ELEMENTWISE_CURVED and [p for p, _ in tensor_args] == [0]:
+            if d:
+                c = c | d
+                sources.append(node)
+        elif d:
+            unknown.add(str(packet) if packet is not None else str(node.target))
+            c, ne = c | d, ne | d
+        deps[node], curved[node], nonelem[node] = d, c, ne
+    out_args = _tensor_args(output.args)
+    c_out = set().union(*(curved[a] for _, a in out_args))
+    ne_out = set().union(*(nonelem[a] for _, a in out_args))
+    routes = {}
+    for name in names:
+        if name not in c_out:
+            routes[name] = STRUCTURAL_ZERO
+        elif name in ne_out:
+            routes[name] = SECOND_ORDER
+        else:
+            routes[name] = CURVATURE_SOURCES
+    wanted = {n for n, r in routes.items() if r == CURVATURE_SOURCES}
+    used = [s for s in sources if deps[s.args[0]] & wanted]
+    return GraphAnalysis(gm, routes, used, unknown)
+
+
+def trace(view: ModelView, x1: Tensor) -> torch.fx.GraphModule:
+    """The ATen graph of ``h`` ``[d]`` for one input ``x1`` (no batch axis), parameters
+    first (in ``view.params`` order), then the input."""
+    names = list(view.params)
+
+    def single(*args):
+        return view.single(dict(zip(names, args[:-1], strict=True)), args[-1])
+
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    with math_attention():
+        try:
+            return make_fx(functionalize(single))(*[view.params[n] for n in names], x1)
+        except Exception as err:  # noqa: BLE001 - tracing can fail in many ways
+            raise UnsupportedModelError(
+                f"the model could not be traced into a graph of ATen operations ({err}); "
+                'use path="generic"'
+            ) from err
+
+
+class _Run(torch.fx.Interpreter):
+    """Runs the traced graph with ``eps[k]`` added to the output of curved source ``k``
+    and records each source's input ``a'_k``."""
+
+    def __init__(self, gm, sources, eps):
+        super().__init__(gm, garbage_collect_values=True)
+        self.index = {node: k for k, node in enumerate(sources)}
+        self.eps = eps
+        self.pre: list[Tensor | None] = [None] * len(sources)
+
+    def run_node(self, n):
+        out = super().run_node(n)
+        k = self.index.get(n)
+        if k is not None:
+            self.pre[k] = self.env[n.args[0]]
+            out = out + self.eps[k]
+        return out
+
+
+def _second_derivative(node, a: Tensor) -> Tensor:
+    """``σ''(a)`` of the elementwise source ``node`` (its constants from the graph)."""
+    packet = _packet(node.target)
+    stable = ELEMENTWISE_CURVED.get(packet)
+    args = tuple(node.args)
+    if stable is not None:
+        try:
+            value = stable(args, dict(node.kwargs), a)
+        except TypeError:
+            value = None
+        if value is not None:
+            return value
+    consts = args[1:]
+
+    def sigma(t):
+        return node.target(t, *consts, **node.kwargs)
+
+    def first(t):
+        return vjp(sigma, t)[1](torch.ones_like(t))[0]
+
+    return vjp(first, a)[1](torch.ones_like(a))[0]
+
+
+# --------------------------------------------------------------------------- the engine
+#: fraction of the memory budget the per-chunk Jacobians may take
+JACOBIAN_SHARE = 0.5
+
+
+class GraphModel:
+    """The graph path: per-input Jacobians for ``u`` and the routes of the module
+    docstring for ``w``, on the private copy of a :class:`~fishsym.common.ModelView`.
+
+    Parameters
+    ----------
+    view:
+        The model's functional view (an ``nn.Module`` is wrapped in one, in ``dtype``).
+    dtype:
+        Working dtype when ``view`` is a module.
+    """
+
+    #: the name of this engine in results (``FisherVariances.path``)
+    path = "graph"
+    #: derivatives by torch.func transforms: autograd must stay on
+    no_grad = False
+    #: why the structured path did not apply (set by :func:`fishsym.engine.select`)
+    fallback_reason = None
+    #: the route of blocks that carry none (every block here carries its own)
+    var2_route = SECOND_ORDER
+
+    def __init__(self, view: ModelView | nn.Module, dtype: torch.dtype = torch.float64):
+        if isinstance(view, nn.Module):
+            view = ModelView(view, dtype)
+        self.view = view
+        self.model = view.model
+        self.dtype = view.dtype
+        self.params: dict[str, Tensor] = view.params
+        self.names = list(self.params)
+        self.analysis: GraphAnalysis | None = None
+        self._generic: GenericModel | None = None
+        self.budget = 256 * 2**20
+
+    # ------------------------------------------------------------------ analysis
+    def analyse(self, x: Tensor) -> GraphAnalysis:
+        """Trace on the first input of ``x`` and classify the parameters (once)."""
+        if self.analysis is None:
+            xs = cast_inputs(x[:1], self.dtype, self.view.device)
+            try:
+                gm = trace(self.view, xs[0])
+            except UnsupportedModelError as err:
+                warnings.warn(
+                    f"{err}; every w falls to second-order passes ({self._second().cost_note})",
+                    GenericPathWarning,
+                    stacklevel=4,
+                )
+                routes = dict.fromkeys(self.names, SECOND_ORDER)
+                self.analysis = GraphAnalysis(None, routes, [], {"trace failed"})
+            else:
+                self.analysis = analyse(gm, self.names)
+        return self.analysis
+
+    @property
+    def routes(self) -> dict[str, str]:
+        """``{name: route of w}`` (after :meth:`analyse`)."""
+        return dict(self.analysis.routes) if self.analysis is not None else {}
+
+    @property
+    def cost_note(self) -> str:
+        """What a step costs (for progress and time warnings)."""
+        note = "d reverse passes per input for u"
+        if self.analysis is not None:
+            kinds = set(self.analysis.routes.values())
+            if CURVATURE_SOURCES in kinds:
+                note += ", one reverse pass per curved unit and input for w"
+            if SECOND_ORDER in kinds:
+                note += f", {self._second().cost_note} for the rest of w"
+        return note
+
+    def _second(self) -> GenericModel:
+        if self._generic is None:
+            self._generic = GenericModel(self.view)
+        return self._generic
+
+    def param_names(self) -> list[str]:
+        """Names of the trainable parameters, in model order."""
+        return list(self.names)
+
+    def n_entries(self) -> int:
+        """``P``, the number of trainable parameter entries."""
+        return sum(p.numel() for p in self.params.values())
+
+    # ------------------------------------------------------------------ engine protocol
+    def default_chunk(self, dtype: torch.dtype, budget: int, d: int = 1) -> int:
+        """Inputs per step: their Jacobians (``d × P`` each, a few copies) within
+        :data:`JACOBIAN_SHARE` of ``budget``."""
+        self.budget = budget
+        itemsize = torch.finfo(dtype).bits // 8
+        per_input = 4 * max(1, d) * self.n_entries() * itemsize
+        return max(1, min(256, int(JACOBIAN_SHARE * budget) // per_input))
+
+    def steps(self, n_inputs: int, chunk: int, d: int) -> int:
+        """Steps :meth:`batches` yields: one per chunk of inputs."""
+        return -(-n_inputs // chunk)
+
+    def output(self, x: Tensor) -> Tensor:
+        """``h`` for a batch of inputs, ``[n, c]``."""
+        with math_attention():
+            return self.view.outputs(cast_inputs(x, self.dtype, self.view.device))
+
+    def batches(self, x: Tensor, d: int):
+        """``h`` ``[n, c]`` and an iterator with one list of blocks (every parameter)."""
+        self.analyse(x)
+        return self.output(x), iter([self.blocks(x, d)])
+
+    def jacobians(self, x: Tensor) -> dict[str, Tensor]:
+        """``u`` of every parameter entry at every input: ``{name: [n, d, numel]}``."""
+        view = self.view
+        xs = cast_inputs(x, self.dtype, view.device)
+
+        def single(params, xi):
+            return view.single(params, xi)
+
+        with math_attention():
+            jac = vmap(jacrev(single), in_dims=(None, 0))(self.params, xs)
+        return {
+            name: jac[name].reshape(xs.shape[0], -1, self.params[name].numel()).detach()
+            for name in self.names
+        }
+
+    def blocks(self, x: Tensor, d: int) -> list[ParamDerivatives]:
+        """One block per parameter (or per entry chunk of a second-order parameter)."""
+        analysis = self.analyse(x)
+        jac = self.jacobians(x)
+        hess = self.curvature_sources(x, d)
+        out: list[ParamDerivatives] = []
+        for name in self.names:
+            shape = self.params[name].shape
+            route = analysis.routes[name]
+            if route == SECOND_ORDER:
+                generic = self._second()
+                k = generic.entry_chunk(len(x), name, d)
+                for start in range(0, shape.numel(), k):
+                    entries = slice(start, min(start + k, shape.numel()))
+                    w = generic.block(x, name, entries, d).hess_diag
+                    block = DenseDerivatives(name, shape, jac[name][:, :, entries], w, entries)
+                    block.route = f"{SECOND_ORDER} ({generic.route})"
+                    out.append(block)
+                continue
+            block = DenseDerivatives(name, shape, jac[name], hess.get(name))
+            block.route = route
+            out.append(block)
+        return out
+
+    # ------------------------------------------------------------------ curvature sources
+    def curvature_sources(self, x: Tensor, d: int) -> dict[str, Tensor]:
+        """``w`` ``[n, d, numel]`` of every ``CURVATURE_SOURCES`` parameter (docs/theory.md
+        §10): ``w[c] = Σ_k ρ_ck (∂a'_k/∂θ)²`` with ``ρ_ck = σ''(a'_k)·∂h_c/∂z_k``."""
+        analysis = self.analysis
+        wanted = [n for n in self.names if analysis.routes[n] == CURVATURE_SOURCES]
+        if not wanted:
+            return {}
+        gm, sources = analysis.graph, analysis.sources
+        view = self.view
+        xs = cast_inputs(x, self.dtype, view.device)
+        fixed = {n: p for n, p in self.params.items() if n not in wanted}
+        shapes = [tuple(s.meta["val"].shape) for s in sources]
+        sizes = [math.prod(s) for s in shapes]
+        K = sum(sizes)
+        P = sum(self.params[n].numel() for n in wanted)
+        itemsize = torch.finfo(self.dtype).bits // 8
+        # per input: a chunk of kc cotangents costs about kc·(P + activations) entries
+        act = sum(
+            int(n.meta["val"].numel())
+            for n in gm.graph.nodes
+            if isinstance(n.meta.get("val"), Tensor)
+        )
+        kc = max(
+            1,
+            min(K, int(JACOBIAN_SHARE * self.budget) // max(1, len(xs) * (P + act) * itemsize * 2)),
+        )
+        order = self.names
+
+        def per_input(xi: Tensor) -> dict[str, Tensor]:
+            def f(pc, eps):
+                run = _Run(gm, sources, eps)
+                h = run.run(*[pc[n] if n in pc else fixed[n] for n in order], xi)
+                a = torch.cat([t.reshape(-1) for t in run.pre])
+                return h, a
+
+            pc = {n: self.params[n] for n in wanted}
+            eps0 = [torch.zeros(s, dtype=self.dtype, device=xi.device) for s in shapes]
+            (h, a), pull = vjp(f, pc, eps0)
+            zeros_a = torch.zeros_like(a)
+            zeros_h = torch.zeros_like(h)
+            eye_d = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
+            _, g_eps = vmap(lambda c: pull((c, zeros_a)))(eye_d)
+            dh_dz = torch.cat([g.reshape(h.shape[0], -1) for g in g_eps], dim=1)  # [d, K]
+            pieces = torch.split(a, sizes)
+            second = torch.cat(
+                [
+                    _second_derivative(node, piece.reshape(shape)).reshape(-1)
+                    for node, piece, shape in zip(sources, pieces, shapes, strict=True)
+                ]
+            )
+            rho = dh_dz * second  # [d, K]
+            w = torch.zeros(h.shape[0], P, dtype=h.dtype, device=h.device)
+            for k0 in range(0, K, kc):
+                k1 = min(K, k0 + kc)
+                basis = torch.zeros(k1 - k0, K, dtype=h.dtype, device=h.device)
+                basis[torch.arange(k1 - k0), torch.arange(k0, k1)] = 1
+                jp, _ = vmap(lambda e: pull((zeros_h, e)))(basis)
+                flat = torch.cat([jp[n].reshape(k1 - k0, -1) for n in wanted], dim=1)
+                w = w + rho[:, k0:k1] @ (flat * flat)
+            return w
+
+        with math_attention():
+            w = vmap(per_input)(xs).detach()  # [n, d, P]
+        out, start = {}, 0
+        for n in wanted:
+            k = self.params[n].numel()
+            out[n] = w[:, :, start : start + k]
+            start += k
+        return out
+
+
+def blocks_of(engine, x: Tensor, d: int) -> Iterator[ParamDerivatives]:
+    """Every block of ``engine`` for inputs ``x`` (tests)."""
+    _, batches = engine.batches(x, d)
+    for batch in batches:
+        yield from batch
+
+
+__all__ = [
+    "CURVATURE_SOURCES",
+    "ELEMENTWISE_CURVED",
+    "MULTILINEAR",
+    "PIECEWISE_LINEAR",
+    "SECOND_ORDER",
+    "STRUCTURAL_ZERO",
+    "GraphAnalysis",
+    "GraphModel",
+    "analyse",
+    "trace",
+]
