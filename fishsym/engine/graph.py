@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from torch.func import functionalize, jacrev, vjp, vmap
+from torch.func import functionalize, jacrev, jvp, vjp, vmap
 
 from fishsym.common import ModelView, cast_inputs, math_attention
 from fishsym.engine import activations as _act
@@ -281,6 +281,8 @@ class GraphAnalysis:
     routes: dict[str, str]
     sources: list = field(default_factory=list)
     unknown: set = field(default_factory=set)
+    #: per source, the ``CURVATURE_SOURCES`` parameters its input depends on (model order)
+    source_params: list = field(default_factory=list)
 
 
 def analyse(gm: torch.fx.GraphModule, names: list[str]) -> GraphAnalysis:
@@ -355,7 +357,8 @@ def analyse(gm: torch.fx.GraphModule, names: list[str]) -> GraphAnalysis:
             routes[name] = CURVATURE_SOURCES
     wanted = {n for n, r in routes.items() if r == CURVATURE_SOURCES}
     used = [s for s in sources if deps[s.args[0]] & wanted]
-    return GraphAnalysis(gm, routes, used, unknown)
+    mine = [[n for n in names if n in wanted and n in deps[s.args[0]]] for s in used]
+    return GraphAnalysis(gm, routes, used, unknown, mine)
 
 
 def trace(view: ModelView, x1: Tensor) -> torch.fx.GraphModule:
@@ -378,19 +381,32 @@ def trace(view: ModelView, x1: Tensor) -> torch.fx.GraphModule:
             ) from err
 
 
+class _Stop(Exception):  # noqa: N818 - control flow, not an error
+    """Raised by :class:`_Run` with the input of the source it was asked to stop at."""
+
+    def __init__(self, value):
+        super().__init__("stop")
+        self.value = value
+
+
 class _Run(torch.fx.Interpreter):
     """Runs the traced graph with ``eps[k]`` added to the output of curved source ``k``
-    and records each source's input ``a'_k``."""
+    and records each source's input ``a'_k``; with ``stop``, ends at source ``stop``
+    raising :class:`_Stop` with its input (so that a reverse pass covers only the graph
+    above it)."""
 
-    def __init__(self, gm, sources, eps):
+    def __init__(self, gm, sources, eps, stop=None):
         super().__init__(gm, garbage_collect_values=True)
         self.index = {node: k for k, node in enumerate(sources)}
         self.eps = eps
+        self.stop = None if stop is None else sources[stop]
         self.pre: list[Tensor | None] = [None] * len(sources)
 
     def run_node(self, n):
-        out = super().run_node(n)
         k = self.index.get(n)
+        if k is not None and n is self.stop:
+            raise _Stop(self.env[n.args[0]])
+        out = super().run_node(n)
         if k is not None:
             self.pre[k] = self.env[n.args[0]]
             out = out + self.eps[k]
@@ -572,73 +588,113 @@ class GraphModel:
     # ------------------------------------------------------------------ curvature sources
     def curvature_sources(self, x: Tensor, d: int) -> dict[str, Tensor]:
         """``w`` ``[n, d, numel]`` of every ``CURVATURE_SOURCES`` parameter (docs/theory.md
-        §10): ``w[c] = Σ_k ρ_ck (∂a'_k/∂θ)²`` with ``ρ_ck = σ''(a'_k)·∂h_c/∂z_k``."""
+        §10): ``w[c] = Σ_k ρ_ck (∂a'_k/∂θ)²`` with ``ρ_ck = σ''(a'_k)·∂h_c/∂z_k``.
+
+        ``∂h/∂z`` for every curved unit comes from ``d`` reverse passes per input; the
+        Jacobian of each source's pre-activations ``a'`` from reverse passes through the
+        part of the graph above that source only, with respect to the parameters it
+        depends on, in chunks of units that fit the memory budget."""
         analysis = self.analysis
         wanted = [n for n in self.names if analysis.routes[n] == CURVATURE_SOURCES]
         if not wanted:
             return {}
         gm, sources = analysis.graph, analysis.sources
-        view = self.view
-        xs = cast_inputs(x, self.dtype, view.device)
-        fixed = {n: p for n, p in self.params.items() if n not in wanted}
+        xs = cast_inputs(x, self.dtype, self.view.device)
+        order = self.names
         shapes = [tuple(s.meta["val"].shape) for s in sources]
         sizes = [math.prod(s) for s in shapes]
-        K = sum(sizes)
-        P = sum(self.params[n].numel() for n in wanted)
+        offsets, start = {}, 0
+        for n in wanted:
+            offsets[n] = start
+            start += self.params[n].numel()
         itemsize = torch.finfo(self.dtype).bits // 8
-        # per input: a chunk of kc cotangents costs about kc·(P + activations) entries
-        act = sum(
-            int(n.meta["val"].numel())
-            for n in gm.graph.nodes
-            if isinstance(n.meta.get("val"), Tensor)
+        largest = max(
+            (
+                int(n.meta["val"].numel())
+                for n in gm.graph.nodes
+                if isinstance(n.meta.get("val"), Tensor)
+            ),
+            default=1,
         )
-        kc = max(
-            1,
-            min(K, int(JACOBIAN_SHARE * self.budget) // max(1, len(xs) * (P + act) * itemsize * 2)),
-        )
-        order = self.names
+        share = int(JACOBIAN_SHARE * self.budget)
 
-        def per_input(xi: Tensor) -> dict[str, Tensor]:
-            def f(pc, eps):
-                run = _Run(gm, sources, eps)
-                h = run.run(*[pc[n] if n in pc else fixed[n] for n in order], xi)
-                a = torch.cat([t.reshape(-1) for t in run.pre])
-                return h, a
+        def values(xi, eps, stop=None, replaced=None):
+            args = [
+                replaced[n] if replaced is not None and n in replaced else self.params[n]
+                for n in order
+            ]
+            run = _Run(gm, sources, eps, stop)
+            try:
+                h = run.run(*args, xi)
+            except _Stop as done:
+                return done.value
+            return h, run.pre
 
-            pc = {n: self.params[n] for n in wanted}
+        def per_input(xi: Tensor) -> Tensor:
             eps0 = [torch.zeros(s, dtype=self.dtype, device=xi.device) for s in shapes]
-            (h, a), pull = vjp(f, pc, eps0)
-            zeros_a = torch.zeros_like(a)
-            zeros_h = torch.zeros_like(h)
+            (h, pre), pull = vjp(lambda e: values(xi, e), eps0)
             eye_d = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
-            _, g_eps = vmap(lambda c: pull((c, zeros_a)))(eye_d)
-            dh_dz = torch.cat([g.reshape(h.shape[0], -1) for g in g_eps], dim=1)  # [d, K]
-            pieces = torch.split(a, sizes)
-            second = torch.cat(
-                [
-                    _second_derivative(node, piece.reshape(shape)).reshape(-1)
-                    for node, piece, shape in zip(sources, pieces, shapes, strict=True)
-                ]
+            zeros_pre = [torch.zeros_like(a) for a in pre]
+            (g_eps,) = vmap(lambda c: pull((c, zeros_pre)))(eye_d)  # per source [d, *shape]
+            acc: dict[str, Tensor] = {}
+            for s, node in enumerate(sources):
+                rho = g_eps[s].reshape(h.shape[0], -1) * _second_derivative(
+                    node, pre[s].detach()
+                ).reshape(1, -1)  # [d, units of s]
+                mine = analysis.source_params[s]
+                numel = sum(self.params[n].numel() for n in mine)
+                if numel < sizes[s]:
+                    # fewer parameter entries than curved units: forward mode, one tangent
+                    # per entry (first-order jvp only), each giving ∂a'/∂θ_i for all units
+                    for n in mine:
+                        term = self._forward_jacobian_sq(
+                            values, xi, eps0, s, n, rho, share, len(xs), sizes[s] + 2 * largest
+                        )
+                        acc[n] = acc[n] + term if n in acc else term
+                    continue
+                pc = {n: self.params[n] for n in mine}
+                a_s, pull_s = vjp(lambda p, s=s: values(xi, eps0, s, p), pc)
+                kc = max(
+                    1, min(sizes[s], share // max(1, len(xs) * (numel + 2 * largest) * itemsize))
+                )
+                for k0 in range(0, sizes[s], kc):
+                    k1 = min(sizes[s], k0 + kc)
+                    basis = torch.zeros(k1 - k0, sizes[s], dtype=h.dtype, device=h.device)
+                    basis[torch.arange(k1 - k0), torch.arange(k0, k1)] = 1
+                    (jp,) = vmap(lambda e, f=pull_s, a=a_s: f(e.reshape(a.shape)))(basis)
+                    for n in mine:
+                        j = jp[n].reshape(k1 - k0, -1)
+                        term = rho[:, k0:k1] @ (j * j)
+                        acc[n] = acc[n] + term if n in acc else term
+            zero = torch.zeros(h.shape[0], 0, dtype=h.dtype, device=h.device)
+            return torch.cat(
+                [acc.get(n, zero.new_zeros(h.shape[0], self.params[n].numel())) for n in wanted],
+                dim=1,
             )
-            rho = dh_dz * second  # [d, K]
-            w = torch.zeros(h.shape[0], P, dtype=h.dtype, device=h.device)
-            for k0 in range(0, K, kc):
-                k1 = min(K, k0 + kc)
-                basis = torch.zeros(k1 - k0, K, dtype=h.dtype, device=h.device)
-                basis[torch.arange(k1 - k0), torch.arange(k0, k1)] = 1
-                jp, _ = vmap(lambda e: pull((zeros_h, e)))(basis)
-                flat = torch.cat([jp[n].reshape(k1 - k0, -1) for n in wanted], dim=1)
-                w = w + rho[:, k0:k1] @ (flat * flat)
-            return w
 
         with math_attention():
             w = vmap(per_input)(xs).detach()  # [n, d, P]
-        out, start = {}, 0
-        for n in wanted:
-            k = self.params[n].numel()
-            out[n] = w[:, :, start : start + k]
-            start += k
-        return out
+        return {n: w[:, :, offsets[n] : offsets[n] + self.params[n].numel()] for n in wanted}
+
+    def _forward_jacobian_sq(self, values, xi, eps0, s, name, rho, share, n_inputs, per):
+        """``Σ_k ρ_ck (∂a'_k/∂θ_i)²`` ``[d, numel]`` for the entries of parameter ``name``
+        and source ``s``, by forward-mode tangents (one per entry, in chunks)."""
+        theta = self.params[name]
+        itemsize = torch.finfo(self.dtype).bits // 8
+        kc = max(1, min(theta.numel(), share // max(1, n_inputs * per * itemsize)))
+        parts = []
+        for k0 in range(0, theta.numel(), kc):
+            k1 = min(theta.numel(), k0 + kc)
+            basis = torch.zeros(k1 - k0, theta.numel(), dtype=theta.dtype, device=theta.device)
+            basis[torch.arange(k1 - k0), torch.arange(k0, k1)] = 1
+            basis = basis.reshape(k1 - k0, *theta.shape)
+
+            def column(t, name=name):
+                return jvp(lambda p: values(xi, eps0, s, {name: p}), (theta,), (t,))[1]
+
+            j = vmap(column)(basis).reshape(k1 - k0, -1)  # [k, units]
+            parts.append(rho @ (j * j).T)  # [d, k]
+        return torch.cat(parts, dim=1)
 
 
 def blocks_of(engine, x: Tensor, d: int) -> Iterator[ParamDerivatives]:

@@ -113,14 +113,15 @@ class TinyTransformer(nn.Module):
 
 
 class LayerNormNet(nn.Module):
-    def __init__(self, d=3):
+    def __init__(self, d=3, act=torch.relu):
         super().__init__()
         self.a = nn.Linear(4, 5)
         self.norm = nn.LayerNorm(5)
         self.b = nn.Linear(5, d)
+        self.act = act
 
     def forward(self, x):
-        return self.b(torch.relu(self.norm(self.a(x))))
+        return self.b(self.act(self.norm(self.a(x))))
 
 
 class EmbeddingBag(nn.Module):
@@ -155,6 +156,10 @@ CASES = {
         lambda: LayerNormNet(),
         lambda: torch.randn(3, 4, generator=_gen(3), dtype=torch.float64),
     ),
+    "layernorm-tanh": (
+        lambda: LayerNormNet(act=torch.tanh),
+        lambda: torch.randn(3, 4, generator=_gen(3), dtype=torch.float64),
+    ),
     "transformer": (
         lambda: TinyTransformer(),
         lambda: torch.randint(0, 6, (2, 4), generator=_gen(4)),
@@ -181,6 +186,7 @@ EXPECTED = {
     "rescnn-relu": {"stem": STRUCTURAL_ZERO, "bn1": STRUCTURAL_ZERO, "head": STRUCTURAL_ZERO},
     "rescnn-silu": {"stem": CURVATURE_SOURCES, "bn2": CURVATURE_SOURCES, "head": STRUCTURAL_ZERO},
     "layernorm": {"a": SECOND_ORDER, "norm": STRUCTURAL_ZERO, "b": STRUCTURAL_ZERO},
+    "layernorm-tanh": {"a": SECOND_ORDER, "norm": CURVATURE_SOURCES, "b": STRUCTURAL_ZERO},
     "transformer": {
         "enc.self_attn": SECOND_ORDER,
         "enc.norm2": STRUCTURAL_ZERO,
