@@ -152,6 +152,9 @@ class GenericModel:
         """How this engine obtains ``w`` (reported per parameter)."""
         return f"second-order passes ({self.route})"
 
+    def prepare(self, x: Tensor) -> None:
+        """Nothing to prepare: every entry gets its own second-order pass."""
+
     def default_chunk(self, dtype: torch.dtype, budget: int, d: int = 1) -> int:
         """Inputs per step (each is paired with a block of basis vectors, see
         :data:`GENERIC_BATCH`)."""

@@ -51,7 +51,7 @@ from torch.func import functionalize, jacrev, jvp, vjp, vmap
 
 from fishsym.common import ModelView, cast_inputs, math_attention
 from fishsym.engine import activations as _act
-from fishsym.engine.derivatives import DenseDerivatives, ParamDerivatives
+from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
 from fishsym.engine.generic import GenericModel, GenericPathWarning
 from fishsym.errors import UnsupportedModelError
 
@@ -281,8 +281,25 @@ class GraphAnalysis:
     routes: dict[str, str]
     sources: list = field(default_factory=list)
     unknown: set = field(default_factory=set)
-    #: per source, the ``CURVATURE_SOURCES`` parameters its input depends on (model order)
+    #: per source, the ``CURVATURE_SOURCES`` parameters its input depends on (model order),
+    #: except those of factorised Linear layers
     source_params: list = field(default_factory=list)
+    #: Linear layers on one row (``a = z Wᵀ + b`` with ``z`` ``[1, in]``) whose ``u`` and
+    #: ``w`` factorise as in docs/theory.md §7: ``u = G_a z_b``, ``w = S_a z_b²``
+    linear: list = field(default_factory=list)
+    #: per source, the indices (into ``linear``) of the layers its input depends on
+    source_layers: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LinearNode:
+    """A factorisable Linear layer of the trace: its ``addmm``/``mm`` node, parameter
+    names and the argument position of its input ``z``."""
+
+    node: object
+    weight: str
+    bias: str | None
+    z_pos: int
 
 
 def analyse(gm: torch.fx.GraphModule, names: list[str]) -> GraphAnalysis:
@@ -355,10 +372,58 @@ def analyse(gm: torch.fx.GraphModule, names: list[str]) -> GraphAnalysis:
             routes[name] = SECOND_ORDER
         else:
             routes[name] = CURVATURE_SOURCES
+    linear = _linear_layers(placeholders, names, routes, deps)
+    factorised = {n for lay in linear for n in (lay.weight, lay.bias) if n is not None}
     wanted = {n for n, r in routes.items() if r == CURVATURE_SOURCES}
     used = [s for s in sources if deps[s.args[0]] & wanted]
-    mine = [[n for n in names if n in wanted and n in deps[s.args[0]]] for s in used]
-    return GraphAnalysis(gm, routes, used, unknown, mine)
+    mine = [
+        [n for n in names if n in wanted and n not in factorised and n in deps[s.args[0]]]
+        for s in used
+    ]
+    layers = [[i for i, lay in enumerate(linear) if lay.weight in deps[s.args[0]]] for s in used]
+    return GraphAnalysis(gm, routes, used, unknown, mine, linear, layers)
+
+
+def _linear_layers(placeholders, names, routes, deps) -> list[LinearNode]:
+    """The Linear layers whose derivatives factorise: a trainable weight used once, as
+    ``t(W)`` in one ``addmm(b, z, t(W))`` / ``mm(z, t(W))`` on a single row ``z``, with
+    a bias used only there (or none), neither needing second-order passes."""
+    param_of = {placeholders[i]: names[i] for i in range(len(names))}
+    out = []
+    for ph, name in param_of.items():
+        users = list(ph.users)
+        if len(users) != 1 or _packet(users[0].target) is not aten.t:
+            continue
+        t = users[0]
+        if len(t.users) != 1:
+            continue
+        mm = next(iter(t.users))
+        packet = _packet(mm.target)
+        if packet is aten.addmm:
+            z_pos, w_pos = 1, 2
+        elif packet is aten.mm:
+            z_pos, w_pos = 0, 1
+        else:
+            continue
+        val = mm.meta.get("val")
+        if mm.args[w_pos] is not t or not isinstance(val, Tensor) or val.dim() != 2:
+            continue
+        if val.shape[0] != 1:
+            continue
+        bias = None
+        if packet is aten.addmm:
+            b = mm.args[0]
+            if b in param_of and len(b.users) == 1:
+                bias = param_of[b]
+            elif deps.get(b):
+                continue
+        z = mm.args[z_pos]
+        if not isinstance(z, torch.fx.Node) or name in deps[z] or (bias and bias in deps[z]):
+            continue
+        if SECOND_ORDER in (routes[name], routes.get(bias)):
+            continue
+        out.append(LinearNode(mm, name, bias, z_pos))
+    return out
 
 
 def trace(view: ModelView, x1: Tensor) -> torch.fx.GraphModule:
@@ -391,16 +456,20 @@ class _Stop(Exception):  # noqa: N818 - control flow, not an error
 
 class _Run(torch.fx.Interpreter):
     """Runs the traced graph with ``eps[k]`` added to the output of curved source ``k``
-    and records each source's input ``a'_k``; with ``stop``, ends at source ``stop``
+    (recording its input ``a'_k``) and ``lin_eps[l]`` to the output of factorised Linear
+    layer ``l`` (recording its input ``z``); with ``stop``, ends at source ``stop``
     raising :class:`_Stop` with its input (so that a reverse pass covers only the graph
     above it)."""
 
-    def __init__(self, gm, sources, eps, stop=None):
+    def __init__(self, gm, sources, eps, stop=None, linear=(), lin_eps=None):
         super().__init__(gm, garbage_collect_values=True)
         self.index = {node: k for k, node in enumerate(sources)}
         self.eps = eps
         self.stop = None if stop is None else sources[stop]
         self.pre: list[Tensor | None] = [None] * len(sources)
+        self.lin = {lay.node: (i, lay.z_pos) for i, lay in enumerate(linear)}
+        self.lin_eps = lin_eps
+        self.z: list[Tensor | None] = [None] * len(linear)
 
     def run_node(self, n):
         k = self.index.get(n)
@@ -409,8 +478,32 @@ class _Run(torch.fx.Interpreter):
         out = super().run_node(n)
         if k is not None:
             self.pre[k] = self.env[n.args[0]]
-            out = out + self.eps[k]
+            if self.eps is not None:
+                out = out + self.eps[k]
+        lin = self.lin.get(n)
+        if lin is not None:
+            self.z[lin[0]] = self.env[n.args[lin[1]]]
+            if self.lin_eps is not None and self.lin_eps[lin[0]] is not None:
+                out = out + self.lin_eps[lin[0]]
         return out
+
+
+def _largest_activation(gm: torch.fx.GraphModule) -> int:
+    """Entries of the largest value in the graph that depends on the input (the last
+    placeholder): what one cotangent's reverse pass carries at most, besides the
+    parameter gradients it is asked for."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    seen = {placeholders[-1]}
+    largest = 1
+    for node in gm.graph.nodes:
+        if node.op != "call_function":
+            continue
+        if any(a in seen for _, a in _tensor_args(node.args)):
+            seen.add(node)
+            val = node.meta.get("val")
+            if isinstance(val, Tensor):
+                largest = max(largest, int(val.numel()))
+    return largest
 
 
 def _second_derivative(node, a: Tensor) -> Tensor:
@@ -439,6 +532,8 @@ def _second_derivative(node, a: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- the engine
 #: fraction of the memory budget the per-chunk Jacobians may take
 JACOBIAN_SHARE = 0.5
+#: most inputs one step takes (the vectorised passes gain little beyond)
+MAX_INPUT_CHUNK = 512
 
 
 class GraphModel:
@@ -524,13 +619,25 @@ class GraphModel:
         return sum(p.numel() for p in self.params.values())
 
     # ------------------------------------------------------------------ engine protocol
+    def prepare(self, x: Tensor) -> None:
+        """Trace and classify the parameters on the first input of ``x``."""
+        self.analyse(x)
+
     def default_chunk(self, dtype: torch.dtype, budget: int, d: int = 1) -> int:
-        """Inputs per step: their Jacobians (``d × P`` each, a few copies) within
+        """Inputs per step: the per-parameter Jacobians (``d × P`` each, a few copies; the
+        factorised Linear layers need ``d × units`` and their inputs) within
         :data:`JACOBIAN_SHARE` of ``budget``."""
         self.budget = budget
         itemsize = torch.finfo(dtype).bits // 8
-        per_input = 4 * max(1, d) * self.n_entries() * itemsize
-        return max(1, min(256, int(JACOBIAN_SHARE * budget) // per_input))
+        factorised = self._factorised() if self.analysis is not None else set()
+        dense = sum(p.numel() for n, p in self.params.items() if n not in factorised)
+        layers = self.analysis.linear if self.analysis is not None else []
+        per_layer = sum(
+            3 * max(1, d) * lay.node.meta["val"].numel() + self.params[lay.weight].shape[1]
+            for lay in layers
+        )
+        per_input = (4 * max(1, d) * dense + per_layer + 1) * itemsize
+        return max(1, min(MAX_INPUT_CHUNK, int(JACOBIAN_SHARE * budget) // per_input))
 
     def steps(self, n_inputs: int, chunk: int, d: int) -> int:
         """Steps :meth:`batches` yields: one per chunk of inputs."""
@@ -546,28 +653,42 @@ class GraphModel:
         self.analyse(x)
         return self.output(x), iter([self.blocks(x, d)])
 
-    def jacobians(self, x: Tensor) -> dict[str, Tensor]:
-        """``u`` of every parameter entry at every input: ``{name: [n, d, numel]}``."""
+    def _factorised(self) -> set[str]:
+        """Parameters of the factorised Linear layers (their ``u`` never goes through a
+        per-parameter Jacobian)."""
+        return {n for lay in self.analysis.linear for n in (lay.weight, lay.bias) if n}
+
+    def jacobians(self, x: Tensor, names: list[str] | None = None) -> dict[str, Tensor]:
+        """``u`` of the parameters ``names`` (default: all) at every input of ``x``:
+        ``{name: [n, d, numel]}``, from ``d`` reverse passes per input."""
+        names = self.names if names is None else names
+        if not names:
+            return {}
         view = self.view
         xs = cast_inputs(x, self.dtype, view.device)
 
         def single(params, xi):
             return view.single(params, xi)
 
+        primals = {n: self.params[n] for n in names}
         with math_attention():
-            jac = vmap(jacrev(single), in_dims=(None, 0))(self.params, xs)
+            jac = vmap(jacrev(single), in_dims=(None, 0))(primals, xs)
         return {
             name: jac[name].reshape(xs.shape[0], -1, self.params[name].numel()).detach()
-            for name in self.names
+            for name in names
         }
 
     def blocks(self, x: Tensor, d: int) -> list[ParamDerivatives]:
-        """One block per parameter (or per entry chunk of a second-order parameter)."""
+        """One block per parameter (per entry chunk of a second-order parameter; one
+        factorised block per Linear layer weight, as on the structured path)."""
         analysis = self.analyse(x)
-        jac = self.jacobians(x)
-        hess = self.curvature_sources(x, d)
+        factorised = self._factorised()
+        jac = self.jacobians(x, [n for n in self.names if n not in factorised])
+        hess, layers = self.second_pass(x, d)
         out: list[ParamDerivatives] = []
         for name in self.names:
+            if name in factorised:
+                continue
             shape = self.params[name].shape
             route = analysis.routes[name]
             if route == SECOND_ORDER:
@@ -583,67 +704,96 @@ class GraphModel:
             block = DenseDerivatives(name, shape, jac[name], hess.get(name))
             block.route = route
             out.append(block)
+        for lay, (g, s, z) in zip(analysis.linear, layers, strict=True):
+            route = analysis.routes[lay.weight]
+            s = s if route == CURVATURE_SOURCES else None
+            block = LinearDerivatives(lay.weight, self.params[lay.weight].shape, g, s, z)
+            block.route = route
+            out.append(block)
+            if lay.bias is not None:
+                block = DenseDerivatives(lay.bias, self.params[lay.bias].shape, g, s)
+                block.route = route
+                out.append(block)
         return out
 
     # ------------------------------------------------------------------ curvature sources
-    def curvature_sources(self, x: Tensor, d: int) -> dict[str, Tensor]:
-        """``w`` ``[n, d, numel]`` of every ``CURVATURE_SOURCES`` parameter (docs/theory.md
-        §10): ``w[c] = Σ_k ρ_ck (∂a'_k/∂θ)²`` with ``ρ_ck = σ''(a'_k)·∂h_c/∂z_k``.
+    def second_pass(self, x: Tensor, d: int):
+        """``w`` of the ``CURVATURE_SOURCES`` parameters and the factors of the factorised
+        Linear layers (docs/theory.md §7, §10): ``w[c] = Σ_k ρ_ck (∂a'_k/∂θ)²`` with
+        ``ρ_ck = σ''(a'_k)·∂h_c/∂z_k``.
 
-        ``∂h/∂z`` for every curved unit comes from ``d`` reverse passes per input; the
-        Jacobian of each source's pre-activations ``a'`` from reverse passes through the
-        part of the graph above that source only, with respect to the parameters it
-        depends on, in chunks of units that fit the memory budget."""
+        ``∂h/∂z`` for every curved unit and ``G = ∂h/∂a`` for every factorised layer come
+        from ``d`` reverse passes per input (``eps`` added at those nodes). The Jacobian of
+        each source's pre-activations ``a'`` — with respect to the parameters it depends
+        on, and to the outputs ``a`` of the factorised layers above it (``S = Σ ρ
+        (∂a'/∂a)²``) — by passes through the part of the graph above that source only:
+        reverse over its units, or forward over the entries where those are fewer.
+
+        Returns ``({name: w [n, d, numel]}, [(G [n, d, out], S [n, d, out], z [n, in])])``.
+        """
         analysis = self.analysis
-        wanted = [n for n in self.names if analysis.routes[n] == CURVATURE_SOURCES]
-        if not wanted:
-            return {}
+        factorised = self._factorised()
+        wanted = [
+            n for n in self.names if analysis.routes[n] == CURVATURE_SOURCES and n not in factorised
+        ]
+        linear = analysis.linear
+        if not wanted and not linear:
+            return {}, []
         gm, sources = analysis.graph, analysis.sources
         xs = cast_inputs(x, self.dtype, self.view.device)
         order = self.names
         shapes = [tuple(s.meta["val"].shape) for s in sources]
         sizes = [math.prod(s) for s in shapes]
+        lin_shapes = [tuple(lay.node.meta["val"].shape) for lay in linear]
+        lin_sizes = [math.prod(s) for s in lin_shapes]
         offsets, start = {}, 0
         for n in wanted:
             offsets[n] = start
             start += self.params[n].numel()
         itemsize = torch.finfo(self.dtype).bits // 8
-        largest = max(
-            (
-                int(n.meta["val"].numel())
-                for n in gm.graph.nodes
-                if isinstance(n.meta.get("val"), Tensor)
-            ),
-            default=1,
-        )
+        largest = _largest_activation(gm)
         share = int(JACOBIAN_SHARE * self.budget)
 
-        def values(xi, eps, stop=None, replaced=None):
+        def values(xi, eps, lin_eps=None, stop=None, replaced=None):
             args = [
                 replaced[n] if replaced is not None and n in replaced else self.params[n]
                 for n in order
             ]
-            run = _Run(gm, sources, eps, stop)
+            run = _Run(gm, sources, eps, stop, linear, lin_eps)
             try:
                 h = run.run(*args, xi)
             except _Stop as done:
                 return done.value
-            return h, run.pre
+            return h, run.pre, run.z
 
-        def per_input(xi: Tensor) -> Tensor:
-            eps0 = [torch.zeros(s, dtype=self.dtype, device=xi.device) for s in shapes]
-            (h, pre), pull = vjp(lambda e: values(xi, e), eps0)
-            eye_d = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
-            zeros_pre = [torch.zeros_like(a) for a in pre]
-            (g_eps,) = vmap(lambda c: pull((c, zeros_pre)))(eye_d)  # per source [d, *shape]
+        def only(layers, tensors):
+            full = [None] * len(linear)
+            for i, t in zip(layers, tensors, strict=True):
+                full[i] = t
+            return full
+
+        def per_input(xi: Tensor):
+            dtype, device = self.dtype, xi.device
+            eps0 = [torch.zeros(s, dtype=dtype, device=device) for s in shapes]
+            lin0 = [torch.zeros(s, dtype=dtype, device=device) for s in lin_shapes]
+            (h, pre, zs), pull = vjp(lambda e, le: values(xi, e, le), eps0, lin0)
+            n_out = h.shape[0]
+            eye_d = torch.eye(n_out, dtype=h.dtype, device=device)
+            cot = ([torch.zeros_like(a) for a in pre], [torch.zeros_like(z) for z in zs])
+            g_eps, g_lin = vmap(lambda c: pull((c, *cot)))(eye_d)
             acc: dict[str, Tensor] = {}
+            s_acc: list[Tensor | None] = [None] * len(linear)
+
+            def add(store, key, term):
+                store[key] = term if store[key] is None else store[key] + term
+
             for s, node in enumerate(sources):
-                rho = g_eps[s].reshape(h.shape[0], -1) * _second_derivative(
+                rho = g_eps[s].reshape(n_out, -1) * _second_derivative(
                     node, pre[s].detach()
                 ).reshape(1, -1)  # [d, units of s]
                 mine = analysis.source_params[s]
                 numel = sum(self.params[n].numel() for n in mine)
-                if numel < sizes[s]:
+                if mine and numel < sizes[s]:
                     # fewer parameter entries than curved units: forward mode, one tangent
                     # per entry (first-order jvp only), each giving ∂a'/∂θ_i for all units
                     for n in mine:
@@ -651,30 +801,70 @@ class GraphModel:
                             values, xi, eps0, s, n, rho, share, len(xs), sizes[s] + 2 * largest
                         )
                         acc[n] = acc[n] + term if n in acc else term
+                elif mine:
+                    pc = {n: self.params[n] for n in mine}
+                    a_s, pull_s = vjp(lambda p, s=s: values(xi, eps0, None, s, p), pc)
+                    kc = share // max(1, len(xs) * (numel + 2 * largest) * itemsize)
+                    kc = max(1, min(sizes[s], kc))
+                    for k0 in range(0, sizes[s], kc):
+                        k1 = min(sizes[s], k0 + kc)
+                        basis = torch.zeros(k1 - k0, sizes[s], dtype=h.dtype, device=device)
+                        basis[torch.arange(k1 - k0), torch.arange(k0, k1)] = 1
+                        (jp,) = vmap(lambda e, f=pull_s, a=a_s: f(e.reshape(a.shape)))(basis)
+                        for n in mine:
+                            j = jp[n].reshape(k1 - k0, -1)
+                            term = rho[:, k0:k1] @ (j * j)
+                            acc[n] = acc[n] + term if n in acc else term
+                ups = analysis.source_layers[s]
+                if not ups:
                     continue
-                pc = {n: self.params[n] for n in mine}
-                a_s, pull_s = vjp(lambda p, s=s: values(xi, eps0, s, p), pc)
-                kc = max(
-                    1, min(sizes[s], share // max(1, len(xs) * (numel + 2 * largest) * itemsize))
+                if sum(lin_sizes[i] for i in ups) < sizes[s]:
+                    for i in ups:
+                        basis = torch.eye(lin_sizes[i], dtype=h.dtype, device=device)
+
+                        def column(t, i=i, s=s):
+                            def f(e):
+                                return values(xi, eps0, only([i], [e]), s)
+
+                            return jvp(f, (lin0[i],), (t.reshape(lin_shapes[i]),))[1]
+
+                        cols = vmap(column)(basis).reshape(lin_sizes[i], -1)  # [units_l, k]
+                        add(s_acc, i, rho @ (cols * cols).T)
+                    continue
+                a_s, pull_s = vjp(
+                    lambda *le, s=s, ups=ups: values(xi, eps0, only(ups, le), s),
+                    *[lin0[i] for i in ups],
                 )
+                per = sum(lin_sizes[i] for i in ups) + 2 * largest
+                kc = max(1, min(sizes[s], share // max(1, len(xs) * per * itemsize)))
                 for k0 in range(0, sizes[s], kc):
                     k1 = min(sizes[s], k0 + kc)
-                    basis = torch.zeros(k1 - k0, sizes[s], dtype=h.dtype, device=h.device)
+                    basis = torch.zeros(k1 - k0, sizes[s], dtype=h.dtype, device=device)
                     basis[torch.arange(k1 - k0), torch.arange(k0, k1)] = 1
-                    (jp,) = vmap(lambda e, f=pull_s, a=a_s: f(e.reshape(a.shape)))(basis)
-                    for n in mine:
-                        j = jp[n].reshape(k1 - k0, -1)
-                        term = rho[:, k0:k1] @ (j * j)
-                        acc[n] = acc[n] + term if n in acc else term
-            zero = torch.zeros(h.shape[0], 0, dtype=h.dtype, device=h.device)
-            return torch.cat(
-                [acc.get(n, zero.new_zeros(h.shape[0], self.params[n].numel())) for n in wanted],
+                    grads = vmap(lambda e, f=pull_s, a=a_s: f(e.reshape(a.shape)))(basis)
+                    for i, g in zip(ups, grads, strict=True):
+                        g = g.reshape(k1 - k0, -1)
+                        add(s_acc, i, rho[:, k0:k1] @ (g * g))
+            w = torch.cat(
+                [acc.get(n, h.new_zeros(n_out, self.params[n].numel())) for n in wanted]
+                or [h.new_zeros(n_out, 0)],
                 dim=1,
             )
+            G = [g.reshape(n_out, -1) for g in g_lin]
+            S = [
+                s_acc[i] if s_acc[i] is not None else h.new_zeros(n_out, lin_sizes[i])
+                for i in range(len(linear))
+            ]
+            Z = [z.reshape(-1) for z in zs]
+            return w, G, S, Z
 
         with math_attention():
-            w = vmap(per_input)(xs).detach()  # [n, d, P]
-        return {n: w[:, :, offsets[n] : offsets[n] + self.params[n].numel()] for n in wanted}
+            w, G, S, Z = vmap(per_input)(xs)  # [n, d, P], then per layer [n, d, out], [n, in]
+        hess = {
+            n: w[:, :, offsets[n] : offsets[n] + self.params[n].numel()].detach() for n in wanted
+        }
+        layers = [(g.detach(), s.detach(), z.detach()) for g, s, z in zip(G, S, Z, strict=True)]
+        return hess, layers
 
     def _forward_jacobian_sq(self, values, xi, eps0, s, name, rho, share, n_inputs, per):
         """``Σ_k ρ_ck (∂a'_k/∂θ_i)²`` ``[d, numel]`` for the entries of parameter ``name``
@@ -690,7 +880,7 @@ class GraphModel:
             basis = basis.reshape(k1 - k0, *theta.shape)
 
             def column(t, name=name):
-                return jvp(lambda p: values(xi, eps0, s, {name: p}), (theta,), (t,))[1]
+                return jvp(lambda p: values(xi, eps0, None, s, {name: p}), (theta,), (t,))[1]
 
             j = vmap(column)(basis).reshape(k1 - k0, -1)  # [k, units]
             parts.append(rho @ (j * j).T)  # [d, k]

@@ -224,6 +224,9 @@ class StructuredMLP:
         return h, out
 
     # ------------------------------------------------------------------ engine protocol
+    def prepare(self, x: Tensor) -> None:
+        """Nothing to prepare: the chain is known from the modules."""
+
     def default_chunk(self, dtype: torch.dtype, budget: int, d: int = 1) -> int:
         """Inputs per step so that the pass's working floats stay within ``budget`` bytes."""
         itemsize = torch.finfo(dtype).bits // 8

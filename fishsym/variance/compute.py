@@ -327,7 +327,9 @@ def fisher_variances(
         return a tuple, dict or HuggingFace-style object (``lambda out: out.logits``).
     max_memory:
         Bytes the result may take (default: half of this machine's memory); a
-        ``per_sample`` request over it is refused before anything is allocated.
+        ``per_sample`` request over it is refused before anything is allocated. When
+        given, it is also the engine's working-memory budget (inputs and parameter
+        entries are chunked to stay within it; default ``MEMORY_BUDGET``).
 
     Returns
     -------
@@ -363,7 +365,10 @@ def fisher_variances(
         )
     n_inputs = x.shape[0]
     kernel = _kernels.for_output(family, out_dim)
-    chunk = min(n_inputs, chunk_size or eng.default_chunk(dtype, MEMORY_BUDGET, out_dim))
+    eng.prepare(x)
+    # working memory of the engine: the user's max_memory when given
+    work = MEMORY_BUDGET if max_memory is None else memory_budget(max_memory, view.device)
+    chunk = min(n_inputs, chunk_size or eng.default_chunk(dtype, work, out_dim))
 
     names = eng.param_names()
     shapes = {name: view.params[name].shape for name in names}

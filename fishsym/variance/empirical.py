@@ -226,6 +226,7 @@ def empirical_fisher_exact(
     _check_data_labels(model_out, teacher_h, labels)
     kernel = _kernels.for_output(kernel, out_dim)
     eng = _engine.select(view, path)
+    eng.prepare(x)
     shapes = {name: view.params[name].shape for name in eng.param_names()}
     store = {
         name: {q: torch.zeros(shape, dtype=dtype, device=x.device) for q in QUANTITIES}

@@ -134,6 +134,21 @@ class EmbeddingBag(nn.Module):
         return self.head(torch.tanh(self.emb(ids).sum(1)))
 
 
+class LinearToConv(nn.Module):
+    """A bias-free Linear layer feeding a convolution: a curved source with more units
+    than the layer above it (the forward-mode branch of the factorised layers)."""
+
+    def __init__(self, d=3):
+        super().__init__()
+        self.a = nn.Linear(4, 6, bias=False)
+        self.conv = nn.Conv1d(1, 3, 3)
+        self.head = nn.Linear(12, d)
+
+    def forward(self, x):
+        z = torch.tanh(self.a(x))
+        return self.head(torch.sigmoid(self.conv(z.unsqueeze(1))).flatten(1))
+
+
 def _images(n, seed=1, size=10):
     return torch.randn(n, 1, size, size, generator=_gen(seed), dtype=torch.float64)
 
@@ -159,6 +174,10 @@ CASES = {
     "layernorm-tanh": (
         lambda: LayerNormNet(act=torch.tanh),
         lambda: torch.randn(3, 4, generator=_gen(3), dtype=torch.float64),
+    ),
+    "linear-to-conv": (
+        lambda: LinearToConv(),
+        lambda: torch.randn(3, 4, generator=_gen(6), dtype=torch.float64),
     ),
     "transformer": (
         lambda: TinyTransformer(),
@@ -187,6 +206,7 @@ EXPECTED = {
     "rescnn-silu": {"stem": CURVATURE_SOURCES, "bn2": CURVATURE_SOURCES, "head": STRUCTURAL_ZERO},
     "layernorm": {"a": SECOND_ORDER, "norm": STRUCTURAL_ZERO, "b": STRUCTURAL_ZERO},
     "layernorm-tanh": {"a": SECOND_ORDER, "norm": CURVATURE_SOURCES, "b": STRUCTURAL_ZERO},
+    "linear-to-conv": {"a": CURVATURE_SOURCES, "conv": CURVATURE_SOURCES, "head": STRUCTURAL_ZERO},
     "transformer": {
         "enc.self_attn": SECOND_ORDER,
         "enc.norm2": STRUCTURAL_ZERO,
@@ -233,6 +253,25 @@ def test_other_heads_on_a_cnn(family):
         _close(res.fisher[name], exact["mean1"][name], f"I of {name}")
         _close(res.var1[name], exact["var1"][name], f"V1 of {name}")
         _close(res.var2[name], exact["var2"][name], f"V2 of {name}")
+
+
+def test_graph_path_equals_the_structured_path_on_mlps():
+    """Every Linear layer of an MLP is factorised on the graph path too (u = G z, w = S z²):
+    the two engines agree to rounding, and the graph engine forms no per-parameter
+    Jacobian for them."""
+    from fishsym import nets
+
+    model = nets.mlp([5, 7, 6, 4], "sigmoid", _gen(7), torch.float64)
+    x = torch.randn(4, 5, generator=_gen(8), dtype=torch.float64)
+    graph = fishsym.fisher_variances(model, x, "categorical", per_sample=True, path="graph")
+    fast = fishsym.fisher_variances(model, x, "categorical", per_sample=True)
+    assert fast.path == "structured" and graph.path == "graph"
+    for name in fast.fisher:
+        for q in ("fisher", "var1", "var2"):
+            _close(getattr(graph, q)[name], getattr(fast, q)[name], f"{q} of {name}")
+    eng = GraphModel(model)
+    eng.analyse(x)
+    assert {lay.weight for lay in eng.analysis.linear} == {"0.weight", "2.weight", "4.weight"}
 
 
 # --------------------------------------------------------------------------- soundness
