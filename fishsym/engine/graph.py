@@ -534,6 +534,8 @@ def _second_derivative(node, a: Tensor) -> Tensor:
 JACOBIAN_SHARE = 0.5
 #: most inputs one step takes (the vectorised passes gain little beyond)
 MAX_INPUT_CHUNK = 512
+#: cotangents (curved units) per input one curvature-source pass should carry at least
+SOURCE_CHUNK = 64
 
 
 class GraphModel:
@@ -637,6 +639,9 @@ class GraphModel:
             for lay in layers
         )
         per_input = (4 * max(1, d) * dense + per_layer + 1) * itemsize
+        if self.analysis is not None and self.analysis.sources:
+            # the curvature-source passes carry SOURCE_CHUNK cotangents per input at a time
+            per_input += SOURCE_CHUNK * 2 * _largest_activation(self.analysis.graph) * itemsize
         return max(1, min(MAX_INPUT_CHUNK, int(JACOBIAN_SHARE * budget) // per_input))
 
     def steps(self, n_inputs: int, chunk: int, d: int) -> int:
