@@ -364,3 +364,31 @@ def test_the_model_is_untouched(unchanged):
     before = unchanged.snapshot(model)
     fishsym.fisher_variances(model, _images(2, size=4), "categorical")
     unchanged.check(before, model)
+
+
+class _HFStyle(nn.Module):
+    """Returns a dict, like a HuggingFace model's output."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = cnn(nn.Tanh)
+
+    def forward(self, x):
+        logits = self.body(x)
+        return {"logits": logits, "hidden": logits.detach() * 0}
+
+
+def test_output_selector_on_the_graph_path():
+    model = _randomise(_HFStyle(), seed=31)
+    x = _images(2, seed=32)
+    with pytest.raises(fishsym.errors.UnsupportedModelError, match="output="):
+        fishsym.fisher_variances(model, x, "categorical")
+    res = fishsym.fisher_variances(
+        model, x, "categorical", per_sample=True, output=lambda out: out["logits"]
+    )
+    assert res.path == "graph" and res.methods["body.7"] == STRUCTURAL_ZERO
+    exact = reference.exact_moments(model, x, "categorical", output=lambda out: out["logits"])
+    for name in res.fisher:
+        _close(res.fisher[name], exact["mean1"][name], f"I of {name}")
+        _close(res.var1[name], exact["var1"][name], f"V1 of {name}")
+        _close(res.var2[name], exact["var2"][name], f"V2 of {name}")
