@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import operator
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -536,6 +537,8 @@ JACOBIAN_SHARE = 0.5
 MAX_INPUT_CHUNK = 512
 #: cotangents (curved units) per input one curvature-source pass should carry at least
 SOURCE_CHUNK = 64
+#: second-order passes projected to take longer than this (seconds) warn with the estimate
+SECOND_ORDER_WARN_SECONDS = 60.0
 
 
 class GraphModel:
@@ -569,6 +572,7 @@ class GraphModel:
         self.names = list(self.params)
         self.analysis: GraphAnalysis | None = None
         self._generic: GenericModel | None = None
+        self._warned = False
         self.budget = 256 * 2**20
 
     # ------------------------------------------------------------------ analysis
@@ -606,6 +610,24 @@ class GraphModel:
             if SECOND_ORDER in kinds:
                 note += f", {self._second().cost_note} for the rest of w"
         return note
+
+    def _project(self, elapsed: float, done: int, total: int, n_inputs: int) -> None:
+        """Warn once when the second-order passes of this step, projected from the entries
+        done so far, will take longer than :data:`SECOND_ORDER_WARN_SECONDS`."""
+        if self._warned or done >= total:
+            return
+        projected = elapsed * total / done
+        if projected > SECOND_ORDER_WARN_SECONDS:
+            self._warned = True
+            warnings.warn(
+                f"graph path: second-order passes for {total:,} parameter entries × "
+                f"{n_inputs} inputs (softmax attention, normalisation or products of "
+                f"activations need them: {sorted(self.analysis.unknown)}) will take about "
+                f"{projected:.0f} s for this chunk of inputs ({self._second().cost_note}); "
+                "pass fewer inputs for a quicker answer",
+                GenericPathWarning,
+                stacklevel=5,
+            )
 
     def _second(self) -> GenericModel:
         if self._generic is None:
@@ -691,6 +713,11 @@ class GraphModel:
         jac = self.jacobians(x, [n for n in self.names if n not in factorised])
         hess, layers = self.second_pass(x, d)
         out: list[ParamDerivatives] = []
+        second = sum(
+            self.params[n].numel() for n in self.names if analysis.routes[n] == SECOND_ORDER
+        )
+        done = 0
+        clock = time.perf_counter()
         for name in self.names:
             if name in factorised:
                 continue
@@ -702,6 +729,8 @@ class GraphModel:
                 for start in range(0, shape.numel(), k):
                     entries = slice(start, min(start + k, shape.numel()))
                     w = generic.block(x, name, entries, d).hess_diag
+                    done += entries.stop - entries.start
+                    self._project(time.perf_counter() - clock, done, second, len(x))
                     block = DenseDerivatives(name, shape, jac[name][:, :, entries], w, entries)
                     block.route = f"{SECOND_ORDER} ({generic.route})"
                     out.append(block)

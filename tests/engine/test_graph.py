@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import fishsym
-from fishsym import reference
+from fishsym import engine, reference
 from fishsym.common import ModelView
 from fishsym.engine.graph import (
     CURVATURE_SOURCES,
@@ -98,6 +98,20 @@ class ResCNN(nn.Module):
         return self.head(self.pool(z).flatten(1))
 
 
+class GroupNormCNN(nn.Module):
+    """Convolution, GroupNorm (two groups) and an activation."""
+
+    def __init__(self, act=nn.SiLU, d=3):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.norm = nn.GroupNorm(2, 4)
+        self.act = act()
+        self.head = nn.Linear(4, d)
+
+    def forward(self, x):
+        return self.head(self.act(self.norm(self.conv(x))).mean((2, 3)))
+
+
 class TinyTransformer(nn.Module):
     """Token ids → embedding (+ learned positions) → one encoder layer → mean → head."""
 
@@ -175,6 +189,7 @@ CASES = {
         lambda: LayerNormNet(act=torch.tanh),
         lambda: torch.randn(3, 4, generator=_gen(3), dtype=torch.float64),
     ),
+    "groupnorm": (lambda: GroupNormCNN(), lambda: _images(2, size=5)),
     "linear-to-conv": (
         lambda: LinearToConv(),
         lambda: torch.randn(3, 4, generator=_gen(6), dtype=torch.float64),
@@ -206,6 +221,7 @@ EXPECTED = {
     "rescnn-silu": {"stem": CURVATURE_SOURCES, "bn2": CURVATURE_SOURCES, "head": STRUCTURAL_ZERO},
     "layernorm": {"a": SECOND_ORDER, "norm": STRUCTURAL_ZERO, "b": STRUCTURAL_ZERO},
     "layernorm-tanh": {"a": SECOND_ORDER, "norm": CURVATURE_SOURCES, "b": STRUCTURAL_ZERO},
+    "groupnorm": {"conv": SECOND_ORDER, "norm": CURVATURE_SOURCES, "head": STRUCTURAL_ZERO},
     "linear-to-conv": {"a": CURVATURE_SOURCES, "conv": CURVATURE_SOURCES, "head": STRUCTURAL_ZERO},
     "transformer": {
         "enc.self_attn": SECOND_ORDER,
@@ -392,3 +408,12 @@ def test_output_selector_on_the_graph_path():
         _close(res.fisher[name], exact["mean1"][name], f"I of {name}")
         _close(res.var1[name], exact["var1"][name], f"V1 of {name}")
         _close(res.var2[name], exact["var2"][name], f"V2 of {name}")
+
+
+def test_long_second_order_passes_are_announced(monkeypatch):
+    from fishsym.engine import graph
+
+    monkeypatch.setattr(graph, "SECOND_ORDER_WARN_SECONDS", 0.0)
+    model, x = _randomise(TinyTransformer(), seed=41), CASES["transformer"][1]()
+    with pytest.warns(engine.GenericPathWarning, match="second-order passes for"):
+        fishsym.fisher_variances(model, x, "categorical")
