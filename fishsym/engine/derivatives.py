@@ -69,14 +69,15 @@ class ParamDerivatives:
         raise NotImplementedError
 
     def reduce(self, store: dict[str, Tensor], moments: dict[str, Tensor | None], rows: slice,
-               per_sample: bool, power2=POWER2) -> None:
+               per_sample: bool, power2=POWER2, power1=()) -> None:
         """Add the block's per-input quantities, from per-unit ``moments`` ``[n, a]``, into
         ``store`` (``{quantity: tensor shaped like the parameter}``), or write them per
         input at ``rows`` (``store`` tensors ``[n_inputs, *shape]``) with ``per_sample``.
         Quantities missing from ``store`` or given as ``None`` (the zero bound) are
         skipped. ``power2`` names the quantities quadratic in ``u`` (they carry the layer
-        input squared in a factorised block); every other one is quartic in ``u`` or
-        quadratic in ``w`` (the fourth power)."""
+        input squared in a factorised block), ``power1`` those linear in ``u`` (the layer
+        input itself); every other one is quartic in ``u`` or quadratic in ``w`` (the
+        fourth power)."""
         raise NotImplementedError
 
 
@@ -95,7 +96,7 @@ class DenseDerivatives(ParamDerivatives):
     def n_units(self) -> int:
         return self.jac.shape[0] * self.jac.shape[2]
 
-    def reduce(self, store, moments, rows, per_sample, power2=POWER2) -> None:
+    def reduce(self, store, moments, rows, per_sample, power2=POWER2, power1=()) -> None:
         entries = slice(None) if self.entries is None else self.entries
         for q, x in moments.items():  # x: [n, k]
             if x is None or q not in store:
@@ -127,20 +128,21 @@ class LinearDerivatives(ParamDerivatives):
     def n_units(self) -> int:
         return self.jac.shape[0] * self.jac.shape[2] * self.scale.shape[1]
 
-    def reduce(self, store, moments, rows, per_sample, power2=POWER2) -> None:
+    def reduce(self, store, moments, rows, per_sample, power2=POWER2, power1=()) -> None:
         z2 = self.scale * self.scale
         z4 = z2 * z2
         present = [q for q, x in moments.items() if x is not None and q in store]
+        names1 = [q for q in present if q in power1]
         names2 = [q for q in present if q in power2]
-        names4 = [q for q in present if q not in power2]
+        names4 = [q for q in present if q not in power2 and q not in power1]
+        groups = ((names1, self.scale), (names2, z2), (names4, z4))
         if per_sample:
-            for q in names2:
-                store[q][rows] = moments[q][:, :, None] * z2[:, None, :]
-            for q in names4:
-                store[q][rows] = moments[q][:, :, None] * z4[:, None, :]
+            for names, z in groups:
+                for q in names:
+                    store[q][rows] = moments[q][:, :, None] * z[:, None, :]
             return
         # every quantity of one power in one matrix product [K·a, n] @ [n, b]
-        for names, z in ((names2, z2), (names4, z4)):
+        for names, z in groups:
             if not names:
                 continue
             n, a = moments[names[0]].shape

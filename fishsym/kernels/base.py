@@ -327,6 +327,17 @@ class FamilyKernel:
         v = self._v(v, h)
         return self._finite(self._var_squared(h, v), "the variance Var[((t−η)ᵀv)²]", h)
 
+    def root_t(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``Rᵀv`` per column for the factor ``R`` (``R Rᵀ = I(h)``) of the Hutchinson /
+        detach-and-mix estimator (docs/theory.md §9): ``∂_iψ = ξᵀRᵀu_i`` for the probe
+        ``ξ``. Categorical heads use the recipe's ``Rᵀ = diag(√p) − √p pᵀ`` (so
+        ``(Rᵀv)_y = √p_y (v_y − pᵀv)``); other families the symmetric square root of
+        ``I(h)`` (``√I`` for one natural parameter). ``h`` ``[..., d]``, ``v``
+        ``[..., d, K]`` → ``[..., r, K]``."""
+        h = self._h(h)
+        v = self._v(v, h)
+        return self._finite(self._root_t(h, v), "the factor Rᵀv", h)
+
     def sample(self, h: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` i.i.d. labels from ``p(y|h)``: ``[n, ..., *obs_shape]``.
 
@@ -392,6 +403,14 @@ class FamilyKernel:
 
     def _var_squared(self, h, v):
         raise NotImplementedError
+
+    def _root_t(self, h, v):
+        fisher = self._fisher(h)
+        if self.d == 1:
+            return fisher[..., :1, :1].clamp_min(0).sqrt() * v
+        evals, evecs = torch.linalg.eigh(fisher)
+        root = (evecs * evals.clamp_min(0).sqrt()[..., None, :]) @ evecs.transpose(-1, -2)
+        return root @ v
 
     def _quartic(self, h, v):
         raise NotImplementedError

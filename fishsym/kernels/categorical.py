@@ -22,6 +22,8 @@ scale by ``n``, so ``μ_4^{(n)}[v⁴] = n·μ_4[v⁴] + 3n(n−1)·(vᵀIv)²``)
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from fishsym.kernels import samplers
@@ -157,6 +159,14 @@ def categorical_fisher(p, q=None):
     diag = torch.diag_embed(p * (1 - p) if q is None else p * q)
     eye = torch.eye(p.shape[-1], dtype=torch.bool, device=p.device)
     return torch.where(eye, diag, -p[..., :, None] * p[..., None, :])
+
+
+def categorical_root_t(p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``(Rᵀv)_y = √p_y (v_y − pᵀv)`` per column, ``Rᵀ = diag(√p) − √p pᵀ`` (``RRᵀ =
+    diag p − ppᵀ``): the factor of the Fisher-merging / Hutchinson recipe
+    ``ψ = Σ_y ξ_y √p̄_y log p_y`` (docs/theory.md §9)."""
+    mean = (p[..., :, None] * v).sum(-2, keepdim=True)
+    return p.sqrt()[..., :, None] * (v - mean)
 
 
 def softmax_complement(h: torch.Tensor):
@@ -323,6 +333,9 @@ class CategoricalKernel(_SoftmaxKernel):
     def _cubic(self, h, v):
         return categorical_cubic(torch.softmax(h, -1), v)
 
+    def _root_t(self, h, v):
+        return categorical_root_t(torch.softmax(h, -1), v)
+
     def _quartic(self, h, v):
         return categorical_quartic(torch.softmax(h, -1), v)
 
@@ -403,6 +416,10 @@ class CategoricalMinimalKernel(_SoftmaxKernel):
 
     def _pad(self, v):
         return torch.cat([v, torch.zeros_like(v[..., :1, :])], -2)
+
+    def _root_t(self, h, v):
+        # ψ = Σ_y ξ_y √p̄_y log p_y over all C classes, with the last logit fixed at 0
+        return categorical_root_t(self._p(h), self._pad(v))
 
     def _check_support(self, y, argname):
         self._support_error(y, (y < 0) | (y >= self.C), argname, f"class indices 0..{self.C - 1}")
@@ -553,6 +570,9 @@ class MultinomialKernel(_SoftmaxKernel):
 
     def _quadratic(self, h, v):
         return self.n * categorical_quadratic(torch.softmax(h, -1), v)
+
+    def _root_t(self, h, v):
+        return math.sqrt(self.n) * categorical_root_t(torch.softmax(h, -1), v)
 
     def _cubic(self, h, v):
         # μ_3 = κ_3, and cumulants of a sum of n independent one-hot vectors scale by n

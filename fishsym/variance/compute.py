@@ -50,7 +50,14 @@ from fishsym.common import (
 )
 from fishsym.common.progress import progress_bar
 from fishsym.engine import ParamDerivatives
-from fishsym.errors import ArgumentTypeError, DomainError, NonFiniteError, ShapeError
+from fishsym.errors import (
+    ArgumentTypeError,
+    DomainError,
+    InvalidArgumentError,
+    NonFiniteError,
+    ShapeError,
+)
+from fishsym.variance import estimators as _est
 from fishsym.variance.result import FisherVariances
 
 #: peak working memory the default chunk size aims at (bytes), structured path
@@ -151,7 +158,9 @@ def _hess_moments(kernel, h, hess_diag, spectrum) -> dict[str, Tensor | None]:
     return out
 
 
-def _batched_moments(kernel, h: Tensor, blocks: list[ParamDerivatives], spectrum) -> list[dict]:
+def _batched_moments(
+    kernel, h: Tensor, blocks: list[ParamDerivatives], spectrum, extra=()
+) -> list[dict]:
     """:func:`unit_moments` of every block, with one kernel call for all the distinct
     ``jac`` tensors (concatenated along the unit axis) and one for all ``hess_diag``."""
 
@@ -172,7 +181,10 @@ def _batched_moments(kernel, h: Tensor, blocks: list[ParamDerivatives], spectrum
     hesses = list(
         {id(pd.hess_diag): pd.hess_diag for pd in blocks if pd.hess_diag is not None}.values()
     )
-    jac_parts = split(_jac_moments(kernel, h, concatenated(jacs), spectrum), jacs)
+    all_jac = concatenated(jacs)
+    jac_moments = _jac_moments(kernel, h, all_jac, spectrum)
+    jac_moments.update(_est.extra_unit_moments(kernel, h, all_jac, extra))
+    jac_parts = split(jac_moments, jacs)
     by_jac = dict(zip(map(id, jacs), jac_parts, strict=True))
     by_hess = {}
     if hesses:
@@ -197,10 +209,12 @@ class _Sums:
         per_sample: bool,
         bounds: bool,
         device: torch.device,
+        extra=(),
     ):
         self.names = list(shapes)
         self.per_sample = per_sample
         self.quantities = [q for q in _POWER2 + _POWER4 if bounds or q not in _BOUNDS]
+        self.quantities += [q for q in extra if q not in self.quantities]
         lead = (n_inputs,) if per_sample else ()
         self.data = {
             name: {
@@ -212,7 +226,7 @@ class _Sums:
     def add(self, pd: ParamDerivatives, moments: dict[str, Tensor | None], rows: slice) -> None:
         """Reduce one block's per-unit moments into its parameter's sums: the block knows
         its own factorisation (:meth:`ParamDerivatives.reduce`)."""
-        pd.reduce(self.data[pd.name], moments, rows, self.per_sample)
+        pd.reduce(self.data[pd.name], moments, rows, self.per_sample, power1=_est.POWER1)
 
 
 class _CostClock:
@@ -287,6 +301,7 @@ def fisher_variances(
     progress: bool | None = None,
     output=None,
     max_memory: float | None = None,
+    estimators=("squared_score", "neg_hessian"),
 ) -> FisherVariances:
     """Exact conditional Fisher diagonal and single-label estimator variances of every
     parameter, averaged over ``inputs`` (docs/theory.md §2, §3, §5, §7).
@@ -325,6 +340,12 @@ def fisher_variances(
     output:
         Selector of the natural parameters from the model's output, for models that
         return a tuple, dict or HuggingFace-style object (``lambda out: out.logits``).
+    estimators:
+        The estimators whose exact mean, bias and variance (as estimates of the mean
+        Fisher over ``inputs``, one draw) fill ``res.mean``, ``res.var``, ``res.bias``
+        (docs/theory.md §9): any of ``"squared_score"``, ``"neg_hessian"``,
+        ``"hutchinson"``, ``"hutchinson_batch"``, ``"batched_score"``,
+        ``"merging_recipe"``. ``var1``/``var2`` are always there.
     max_memory:
         Bytes the result may take (default: half of this machine's memory); a
         ``per_sample`` request over it is refused before anything is allocated. When
@@ -351,6 +372,8 @@ def fisher_variances(
     for flag, value in (("per_sample", per_sample), ("bounds", bounds)):
         if not isinstance(value, bool):
             raise ArgumentTypeError(f"{flag} must be True or False; got {value!r}")
+    estimators = _check_estimators(estimators)
+    extra = sorted({q for e in estimators for q in _est.EXTRA_QUANTITIES.get(e, ())})
     x = as_inputs(inputs)
     view = ModelView(model, dtype, output=output)
     x = cast_inputs(x, dtype, view.device)
@@ -385,7 +408,7 @@ def fisher_variances(
         f"At most {max(0, budget // per_input_bytes):,} inputs fit per_sample=True; pass "
         "fewer inputs, per_sample=False (input averages), or a larger max_memory.",
     )
-    sums = _Sums(shapes, n_inputs, dtype, per_sample, bounds, x.device)
+    sums = _Sums(shapes, n_inputs, dtype, per_sample, bounds, x.device, extra)
     methods: dict[str, set[str]] = {}
     routes: dict[str, set[str]] = {}
 
@@ -406,7 +429,7 @@ def fisher_variances(
                     methods.setdefault(key, set()).add(str(how))
             for batch in batches:
                 for pd, moments in zip(
-                    batch, _batched_moments(kernel, h, batch, spectrum), strict=True
+                    batch, _batched_moments(kernel, h, batch, spectrum, extra), strict=True
                 ):
                     sums.add(pd, moments, rows)
                     routes.setdefault(pd.name, set()).add(_route(eng, pd))
@@ -431,9 +454,29 @@ def fisher_variances(
         n_inputs,
         eng.path,
         dtype,
+        estimators,
     )
     res.var2_routes.update({name: " + ".join(sorted(routes[name])) for name in names})
+    res.cost = {e: _est.cost(e, n_inputs, out_dim) for e in estimators}
     return res
+
+
+def _check_estimators(estimators) -> tuple[str, ...]:
+    if isinstance(estimators, str):
+        estimators = (estimators,)
+    try:
+        names = tuple(estimators)
+    except TypeError:
+        raise ArgumentTypeError(
+            f"estimators must be a sequence of names from {_est.ESTIMATOR_NAMES}; got "
+            f"{estimators!r}"
+        ) from None
+    bad = [e for e in names if e not in _est.ESTIMATOR_NAMES]
+    if bad or not names:
+        raise InvalidArgumentError(
+            f"estimators must name at least one of {_est.ESTIMATOR_NAMES}; got {list(names)}"
+        )
+    return tuple(dict.fromkeys(names))
 
 
 def _route(eng, pd: ParamDerivatives) -> str:
@@ -445,11 +488,14 @@ def _route(eng, pd: ParamDerivatives) -> str:
     return "structural zero" if pd.hess_diag is None else eng.var2_route
 
 
-def _finish(sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, path, dtype):
+def _finish(
+    sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, path, dtype, estimators
+):
     data = sums.data
     per_input = {q: {name: data[name][q] for name in names} for q in sums.quantities}
     if per_sample:
         means = {q: {name: t.mean(0) for name, t in per_input[q].items()} for q in sums.quantities}
+        tables = _est.estimator_moments(means, n_inputs, estimators)
         var_x = {name: per_input["fisher"][name].var(0, unbiased=False) for name in names}
         reported = per_input
     else:
@@ -458,6 +504,8 @@ def _finish(sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, p
         means = {
             q: {name: t.div_(n_inputs) for name, t in per_input[q].items()} for q in sums.quantities
         }
+        # before the buffer of the mean of I² is reused below
+        tables = _est.estimator_moments(means, n_inputs, estimators)
         # population variance over the given inputs, in the buffer of the mean of I² (used
         # nowhere else); the clamp removes round-off below zero
         var_x = {
@@ -498,7 +546,7 @@ def _finish(sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, p
             "squared_score": {"lower": how("mu4_min_lower"), "upper": how("mu4_max_upper")},
             "neg_hessian": {"lower": how("fisher_min"), "upper": how("fisher_max")},
         }
-    return FisherVariances(
+    res = FisherVariances(
         fisher=reported["fisher"],
         var1=reported["var1"],
         var2=reported["var2"],
@@ -518,6 +566,8 @@ def _finish(sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, p
             "neg_hessian": {"lower": means["var2_lower"], "upper": means["var2_upper"]},
         },
     )
+    res.mean, res.var, res.bias = tables["mean"], tables["var"], tables["bias"]
+    return res
 
 
 __all__ = ["fisher_variances", "resolve_kernel", "unit_moments", "DerivativeWarning"]

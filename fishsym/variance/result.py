@@ -96,6 +96,62 @@ class FisherVariances:
     means: dict[str, dict[str, Tensor]] = field(repr=False)
     mean_bounds: dict | None = field(repr=False, default=None)
     var2_routes: dict[str, str] = field(default_factory=dict)
+    #: ``mean[estimator][name]``, ``var[estimator][name]``, ``bias[estimator][name]``: each
+    #: requested estimator (``estimators=``) as an estimate of the mean Fisher over the
+    #: inputs from one draw (docs/theory.md §9; :mod:`fishsym.variance.estimators`)
+    mean: dict = field(default_factory=dict)
+    var: dict = field(default_factory=dict)
+    bias: dict = field(default_factory=dict)
+    #: backward passes per draw of each estimator (:func:`fishsym.variance.estimators.cost`)
+    cost: dict = field(default_factory=dict)
+
+    def compare_estimators(self, rel_error: float = 0.1, prob: float = 0.95):
+        """Per layer, each requested estimator's relative bias and standard deviation (one
+        draw), its cost in backward passes, the draws and passes it needs for relative
+        error ``rel_error`` in Euclidean norm over the layer with probability ``prob``
+        (Chebyshev: ``draws = ⌈Σ_i var_i / ((1 − prob) ε² Σ_i F̄_i²)⌉``, never for a
+        biased estimator whose relative bias exceeds ``ε``), and the cheapest (``best``).
+        """
+        from fishsym.variance.estimators import EstimatorComparison
+
+        rel_error, prob = _check_probability(rel_error, prob)
+        rows = EstimatorComparison(rel_error=rel_error, prob=prob, n_inputs=self.n_inputs)
+        for group, names in self.groups.items():
+            norm2 = sum(float(self.means["fisher"][n].double().pow(2).sum()) for n in names)
+            group_rows = []
+            for est in self.mean:
+                var = sum(float(self.var[est][n].double().sum()) for n in names)
+                bias2 = sum(float(self.bias[est][n].double().pow(2).sum()) for n in names)
+                rel_bias = math.sqrt(bias2 / norm2) if norm2 > 0 else math.inf
+                rel_std = math.sqrt(var / norm2) if norm2 > 0 else math.inf
+                if rel_bias > rel_error or norm2 == 0:
+                    draws = math.inf
+                else:
+                    # the bias takes its share of the error; the variance gets the rest
+                    room = (1 - prob) * (rel_error**2 - rel_bias**2) * norm2
+                    draws = (
+                        1.0
+                        if var == 0
+                        else (float(math.ceil(var / room)) if room > 0 else math.inf)
+                    )
+                cost = self.cost.get(est, math.nan)
+                group_rows.append(
+                    {
+                        "group": group or "(model)",
+                        "estimator": est,
+                        "rel_bias": rel_bias,
+                        "rel_std": rel_std,
+                        "cost": cost,
+                        "draws": draws,
+                        "passes": draws * cost,
+                        "best": False,
+                    }
+                )
+            finite = [r for r in group_rows if r["passes"] < math.inf]
+            if finite:
+                min(finite, key=lambda r: r["passes"])["best"] = True
+            rows.extend(group_rows)
+        return rows
 
     @property
     def methods(self) -> dict[str, str]:

@@ -1,0 +1,186 @@
+"""Every diagonal-Fisher estimator people use, exactly (docs/theory.md §9).
+
+Each estimator is an estimate of the **mean Fisher over the given inputs**,
+``F̄_i = (1/n) Σ_n I(θ_i|x_n)``, from one *draw* (labels from the model, or a probe); for
+each, :func:`estimator_moments` gives the exact mean, its bias ``mean − F̄`` and the variance
+of one draw, from per-input sums the engine already reduces. With ``a_in = R_nᵀ u_in``
+(``R Rᵀ = I(h)``, :meth:`~fishsym.kernels.base.FamilyKernel.root_t`):
+
+======================  ==========================================  ========================
+estimator               one draw                                    variance of one draw
+======================  ==========================================  ========================
+``squared_score``       ``(1/n) Σ_n (∂_iℓ(y_n|x_n))²``              ``(1/n²) Σ_n V₁``
+``neg_hessian``         ``−(1/n) Σ_n ∂²_iℓ(y_n|x_n)``               ``(1/n²) Σ_n V₂``
+``hutchinson``          ``(1/n) Σ_n (ξ_nᵀ a_in)²``, a probe per     ``(2/n²) Σ_n Σ_{j≠k}
+                        input (one backward pass each)              a_inj² a_ink²``
+``hutchinson_batch``    ``(1/n) (Σ_n ξ_nᵀ a_in)²``, one probe and   ``(2/n²)((Σ_n I_n)² −
+                        one backward pass for the batch             Σ_{n,k} a_ink⁴)``
+``batched_score``       ``(1/n) (Σ_n ∂_iℓ(y_n|x_n))²``, one         ``(1/n²)(Σ_n κ₄[u_in⁴] +
+                        backward pass for the batch                 2 (Σ_n I_n)²)``
+``merging_recipe``      ``(1/n) (Σ_n Σ_k a_ink)²`` (the gradient    ``0`` (deterministic;
+                        of ``Σ_{n,y} √p̄ log p``, squared)           biased)
+======================  ==========================================  ========================
+
+``ξ`` is Rademacher; labels ``y_n`` are drawn from the model, independently per input.
+``Σ_{j≠k} a_j² a_k²`` is formed as ``2 Σ_k a_k² Σ_{j<k} a_j²`` (no cancellation against
+``(Σ a²)² − Σ a⁴``). :func:`cost` is the cost model, in backward passes per draw.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+#: the estimators :func:`fishsym.fisher_variances` can report (``estimators=``)
+ESTIMATOR_NAMES = (
+    "squared_score",
+    "neg_hessian",
+    "hutchinson",
+    "hutchinson_batch",
+    "batched_score",
+    "merging_recipe",
+)
+#: per-unit quantities each estimator needs beyond ``fisher``, ``fisher_sq``, ``var1``,
+#: ``var2`` (``hutch_cross``: ``Σ_{j≠k} a_j² a_k²``, quartic; ``root_sum``: ``Σ_k a_k``,
+#: linear in ``u``)
+EXTRA_QUANTITIES = {
+    "hutchinson": ("hutch_cross",),
+    "hutchinson_batch": ("hutch_cross",),
+    "merging_recipe": ("root_sum",),
+}
+#: quantities linear in ``u`` (a factorised block carries the layer input to the power 1)
+POWER1 = ("root_sum",)
+
+
+def cost(estimator: str, n_inputs: int, d: int) -> int:
+    """Backward passes of the network per draw for ``n_inputs`` inputs and ``d`` outputs:
+    a per-sample gradient per input (``squared_score``, ``hutchinson``), one pass for the
+    batch (``hutchinson_batch``, ``batched_score``, ``merging_recipe``), and for
+    ``neg_hessian`` a diagonal Hessian per input counted as ``d`` passes (a lower bound:
+    the output Hessian's square root has ``d`` columns; curved layers cost more)."""
+    per = {
+        "squared_score": n_inputs,
+        "neg_hessian": n_inputs * d,
+        "hutchinson": n_inputs,
+        "hutchinson_batch": 1,
+        "batched_score": 1,
+        "merging_recipe": 1,
+    }
+    return per[estimator]
+
+
+def extra_unit_moments(kernel, h: Tensor, jac: Tensor, wanted) -> dict[str, Tensor]:
+    """Per input and unit, the extra quantities ``wanted`` (see :data:`EXTRA_QUANTITIES`)
+    from ``a = Rᵀ g``: ``jac`` ``[n, c, a]`` → ``[n, a]`` each."""
+    if not wanted:
+        return {}
+    a = kernel.root_t(h, jac)  # [n, r, units]
+    out = {}
+    if "hutch_cross" in wanted:
+        b = a * a
+        before = torch.cumsum(b, dim=1) - b  # Σ_{j<k} a_j², exclusive
+        out["hutch_cross"] = 2 * (b * before).sum(1)
+    if "root_sum" in wanted:
+        out["root_sum"] = a.sum(1)
+    return out
+
+
+def estimator_moments(means: dict, n: int, estimators) -> dict[str, dict[str, dict]]:
+    """``{"mean"|"var"|"bias": {estimator: {name: tensor}}}`` from the input means of the
+    per-input quantities (``means[q][name]``), for the given inputs as the batch."""
+    fisher = means["fisher"]
+    out: dict[str, dict] = {"mean": {}, "var": {}, "bias": {}}
+    for est in estimators:
+        mean, var = {}, {}
+        for name, f in fisher.items():
+            if est == "squared_score":
+                m, v = f, means["var1"][name] / n
+            elif est == "neg_hessian":
+                m, v = f, means["var2"][name] / n
+            elif est == "hutchinson":
+                m, v = f, 2 * means["hutch_cross"][name] / n
+            elif est == "hutchinson_batch":
+                # (2/n²)(Σ cross_n + (Σ I_n)² − Σ I_n²)
+                v = 2 * (means["hutch_cross"][name] / n + f * f - means["fisher_sq"][name] / n)
+                m, v = f, v.clamp_min(0)
+            elif est == "batched_score":
+                # (1/n²)(Σ (V₁ − 2I²) + 2(Σ I)²), κ₄ = V₁ − 2I²
+                v = (means["var1"][name] - 2 * means["fisher_sq"][name]) / n + 2 * f * f
+                m, v = f, v.clamp_min(0)
+            elif est == "merging_recipe":
+                s = means["root_sum"][name]
+                m, v = n * s * s, torch.zeros_like(f)
+            else:
+                raise KeyError(est)
+            mean[name], var[name] = m, v
+        out["mean"][est] = mean
+        out["var"][est] = var
+        out["bias"][est] = {name: mean[name] - fisher[name] for name in fisher}
+    return out
+
+
+class EstimatorComparison(list):
+    """Rows of :meth:`FisherVariances.compare_estimators`; ``print`` shows a table."""
+
+    def __init__(self, rows=(), *, rel_error: float, prob: float, n_inputs: int):
+        super().__init__(rows)
+        self.rel_error, self.prob, self.n_inputs = rel_error, prob, n_inputs
+
+    def table(self) -> str:
+        head = [
+            "group",
+            "estimator",
+            "rel. bias",
+            "rel. std (1 draw)",
+            "passes/draw",
+            "draws",
+            "passes",
+            "best",
+        ]
+        body = [
+            [
+                r["group"],
+                r["estimator"],
+                f"{r['rel_bias']:.3g}",
+                f"{r['rel_std']:.3g}",
+                str(r["cost"]),
+                _count(r["draws"]),
+                _count(r["passes"]),
+                "*" if r["best"] else "",
+            ]
+            for r in self
+        ]
+        widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
+        lines = [
+            f"estimate of the mean Fisher over {self.n_inputs} inputs; draws for relative "
+            f"error {self.rel_error:.0%} (Euclidean norm over the group) with probability "
+            f"{self.prob:.0%}, by Chebyshev: var/((1−p)ε²‖F̄‖²); a biased estimator reaches it "
+            "only if its relative bias is below ε",
+            "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+            "  ".join("-" * w for w in widths),
+        ]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    __repr__ = __str__
+
+
+def _count(x: float) -> str:
+    if x == math.inf:
+        return "never"
+    return f"{x:,.0f}"
+
+
+__all__ = [
+    "ESTIMATOR_NAMES",
+    "EXTRA_QUANTITIES",
+    "EstimatorComparison",
+    "cost",
+    "estimator_moments",
+    "extra_unit_moments",
+]
