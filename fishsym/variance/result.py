@@ -153,6 +153,80 @@ class FisherVariances:
             rows.extend(group_rows)
         return rows
 
+    # ------------------------------------------------------------------ label budgets
+    def relative_error(
+        self,
+        n_labels: int = 1,
+        n_inputs: int | None = None,
+        *,
+        estimators=None,
+        prob: float = 0.95,
+        method: str = "chebyshev",
+    ):
+        """Per layer and estimator, the relative error of the estimate of the mean Fisher
+        with ``n_labels`` labels (draws) per input, at probability ``prob``: of the layer's
+        Euclidean norm, and of its median and 90 %-quantile entry (docs/theory.md §5;
+        :mod:`fishsym.variance.budget` states the variances and both methods,
+        ``"chebyshev"`` — guaranteed — and ``"normal"`` — the CLT approximation).
+
+        ``n_inputs=None``: the given inputs are the batch; ``n_inputs = k``: ``k`` inputs
+        drawn from the data the given inputs represent (label part + input part).
+        """
+        from fishsym.variance import budget
+
+        n_labels = _check_count(n_labels, "n_labels")
+        if n_inputs is not None:
+            n_inputs = _check_count(n_inputs, "n_inputs")
+        prob = check_probability(prob, "prob")
+        method = check_choice(method, budget.METHODS, "method")
+        estimators = list(self.var) if estimators is None else list(estimators)
+        where = (
+            f"the {self.n_inputs} given inputs"
+            if n_inputs is None
+            else f"{n_inputs} inputs drawn from the data"
+        )
+        rows = budget.ErrorReport(
+            header=f"relative error of the mean-Fisher estimate from {where}, {n_labels} "
+            f"label(s) per input, probability {prob:.0%} ({method})"
+        )
+        for est in estimators:
+            errors = budget.group_errors(self, est, n_labels, n_inputs, prob, method)
+            for group, names in self.groups.items():
+                key = group or "(model)"
+                rows.append(
+                    {
+                        "group": key,
+                        "estimator": est,
+                        "n_params": sum(self.means["fisher"][n].numel() for n in names),
+                        **errors[key],
+                    }
+                )
+        return rows
+
+    def labels_for(
+        self,
+        rel_error: float = 0.1,
+        n_inputs: int | None = None,
+        *,
+        estimator: str = "squared_score",
+        prob: float = 0.95,
+        method: str = "chebyshev",
+        target: str = "norm",
+    ) -> dict[str, float]:
+        """The inverse of :meth:`relative_error`: per layer, the fewest labels (draws) per
+        input for relative error ``rel_error`` at probability ``prob`` — of the layer's
+        norm (``target="norm"``), or of its median / 90 %-quantile entry (``"median"``,
+        ``"q90"``). ``inf`` where no number of labels reaches it (a bias above it, or an
+        input part that needs more inputs)."""
+        from fishsym.variance import budget
+
+        rel_error, prob = _check_probability(rel_error, prob)
+        if n_inputs is not None:
+            n_inputs = _check_count(n_inputs, "n_inputs")
+        method = check_choice(method, budget.METHODS, "method")
+        target = check_choice(target, budget.TARGETS, "target")
+        return budget.labels_for(self, rel_error, estimator, n_inputs, prob, method, target)
+
     @property
     def methods(self) -> dict[str, str]:
         """Parameter group (module) → the route(s) that produced its ``V₂``."""
@@ -189,13 +263,18 @@ class FisherVariances:
     def samples_needed(
         self, rel_error: float = 0.1, prob: float = 0.95
     ) -> dict[str, dict[str, Tensor]]:
-        """Labels per input so that ``Î_a(θ_i|x)`` is within relative error ``rel_error`` of
-        ``I(θ_i|x)`` with probability at least ``prob``, by Chebyshev (docs/theory.md §5):
-        ``N ≥ V_a / ((1 − prob) ε² I²)``.
+        """Labels for **one input**: ``N`` so that the ``N``-label estimate ``Î_a(θ_i|x)`` is
+        within relative error ``rel_error`` of ``I(θ_i|x)`` with probability at least
+        ``prob``, by Chebyshev (docs/theory.md §5): ``N ≥ V_a / ((1 − prob) ε² I²)``, per
+        parameter entry.
 
-        With ``per_sample`` the count is per input (``[n_inputs, *shape]``); otherwise it
-        uses the input-averaged ``var1``/``var2`` and ``fisher``. Returns
-        ``{estimator: {name: tensor}}`` (floats: ``inf`` where ``I = 0 < V``; at least 1).
+        With ``per_sample`` the count is per input (``[n_inputs, *shape]``); otherwise it is
+        that of a *typical* input — ``V_a`` and ``I`` replaced by their averages over the
+        inputs — and guarantees nothing for any one input. This is rarely the question:
+        the error of the **mean Fisher over many inputs** (what EWC, merging or Laplace
+        use) falls with the inputs too — see :meth:`relative_error` and
+        :meth:`labels_for`. Returns ``{estimator: {name: tensor}}`` (floats: ``inf`` where
+        ``I = 0 < V``; at least 1).
         """
         rel_error, prob = _check_probability(rel_error, prob)
         return {
