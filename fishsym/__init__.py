@@ -19,6 +19,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "fisher_variances": "fishsym.variance",
     "FisherVariances": "fishsym.variance",
+    "diagonal_fisher": "fishsym.montecarlo.diagonal",
+    "DiagonalFisher": "fishsym.montecarlo.diagonal",
 }
 _SUBMODULES = {
     "symbolic", "kernels", "engine", "variance", "reference", "montecarlo", "data", "errors",
@@ -34,4 +36,10 @@ def __getattr__(name):
     raise AttributeError(f"module 'fishsym' has no attribute {name!r}")
 
 
-__all__ = ["fisher_variances", "FisherVariances", *sorted(_SUBMODULES)]
+__all__ = [
+    "fisher_variances",
+    "FisherVariances",
+    "diagonal_fisher",
+    "DiagonalFisher",
+    *sorted(_SUBMODULES),
+]

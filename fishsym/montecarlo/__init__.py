@@ -15,11 +15,14 @@ from fishsym.montecarlo.compare import (
     GroupResult,
     compare,
 )
+from fishsym.montecarlo.diagonal import DiagonalFisher, diagonal_fisher
 from fishsym.montecarlo.estimate import ESTIMATORS, MonteCarloEstimate, draw_labels, estimate
 from fishsym.montecarlo.plots import plot_convergence, plot_variances
 
 __all__ = [
     "estimate",
+    "diagonal_fisher",
+    "DiagonalFisher",
     "compare",
     "MonteCarloEstimate",
     "ComparisonReport",
