@@ -150,6 +150,8 @@ class FamilyKernel:
                 "parameters must be finite"
             )
         for j, (lo, hi, lo_open, hi_open) in enumerate(self.intervals):
+            if lo is None and hi is None:
+                continue  # the whole real line (every logit of a categorical head)
             col = value[..., j]
             bad = torch.zeros_like(col, dtype=torch.bool)
             if lo is not None:

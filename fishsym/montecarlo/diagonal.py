@@ -31,7 +31,7 @@ from statistics import NormalDist
 
 import torch
 from torch import Tensor, nn
-from torch.func import grad, vmap
+from torch.func import grad, vjp, vmap
 
 from fishsym import kernels as _kernels
 from fishsym.common import (
@@ -57,8 +57,9 @@ PILOT_ROUNDS = 16
 #: a Student-t interval on fewer rounds covers less than its nominal rate (measured:
 #: 85 % at 32 rounds, 93.5 % at 128, 94.7 % at 512 on a saturated 5-class MLP)
 MIN_ROUNDS = 64
-#: the exact route is taken (``exact="auto"``) when ``d·P·n`` is at most this
-EXACT_LIMIT = 2 * 10**8
+#: the exact route (``exact="auto"``) costs ``d`` reverse passes per input, sampling at
+#: least ``MIN_ROUNDS`` (two estimators in the pilot): exact when ``d`` is at most this
+EXACT_MAX_OUTPUTS = 128
 #: inputs per vectorised per-sample gradient call
 INPUT_CHUNK = 64
 
@@ -159,9 +160,11 @@ class _Sampler:
         self.names = list(view.params)
         with math_attention():
             self.h = view.outputs(x)
-        # the Hutchinson factor Rᵀ (detached), as a matrix per input: [n, r, d]
-        eye = torch.eye(self.h.shape[1], dtype=self.h.dtype, device=self.h.device)
-        self.root = kernel.root_t(self.h, eye.expand(self.h.shape[0], -1, -1))
+        # ∂ψ/∂h = R̄ξ for the probe ξ: the transpose of the (linear) map v ↦ R̄ᵀv, by one
+        # vector-Jacobian product — O(d) per input for the categorical factor, no d × d
+        zeros = torch.zeros(*self.h.shape, 1, dtype=self.h.dtype, device=self.h.device)
+        rows, self.pull_root = vjp(lambda v: kernel.root_t(self.h, v), zeros)
+        self.r = rows.shape[1]
 
     def round(self, estimator: str) -> dict[str, Tensor]:
         """``{name: mean over inputs of (∂_i g_n)²}`` for one fresh draw per input."""
@@ -174,9 +177,8 @@ class _Sampler:
 
             weights = torch.zeros(n, 1, dtype=self.h.dtype, device=self.h.device)
         else:
-            r = self.root.shape[1]
-            xi_signs = torch.randint(0, 2, (n, r), generator=self.gen).to(self.h) * 2 - 1
-            weights = torch.einsum("nr,nrd->nd", xi_signs, self.root)  # ξᵀ R̄ᵀ
+            xi_signs = torch.randint(0, 2, (n, self.r), generator=self.gen).to(self.h) * 2 - 1
+            weights = self.pull_root(xi_signs[..., None])[0][..., 0]  # R̄ξ
             labels = torch.zeros(n, dtype=torch.int64, device=self.h.device)
 
             def scalar(params, xi, yi, wi):
@@ -224,8 +226,9 @@ def diagonal_fisher(
     generator:
         Every label and probe is drawn from it (no global random state).
     exact:
-        ``"auto"`` takes the exact route (:func:`fishsym.fisher_variances`) when it is cheap
-        (``d·P·n ≤ EXACT_LIMIT``); ``True`` always, ``False`` never.
+        ``"auto"`` takes the exact route (:func:`fishsym.fisher_variances`) when it costs
+        fewer passes than sampling would (``d ≤ EXACT_MAX_OUTPUTS``); ``True`` always,
+        ``False`` never.
     """
     rel_error = check_positive(rel_error, "rel_error")
     confidence = check_probability(confidence, "confidence")
@@ -241,11 +244,10 @@ def diagonal_fisher(
     d = view.probe(x)
     kernel = _kernels.for_output(family, d)
     groups = parameter_groups(list(view.params))
-    n_entries = sum(p.numel() for p in view.params.values())
     result = DiagonalFisher(
         {}, {}, groups, rel_error=rel_error, confidence=confidence, n_inputs=x.shape[0]
     )
-    if exact is True or (exact == "auto" and d * n_entries * x.shape[0] <= EXACT_LIMIT):
+    if exact is True or (exact == "auto" and d <= EXACT_MAX_OUTPUTS):
         from fishsym.variance import fisher_variances
 
         res = fisher_variances(model, inputs, kernel, dtype=dtype, output=output, bounds=False)
