@@ -141,6 +141,8 @@ PLANTED = {
     ),
     # empirical Fisher mean without δδᵀ
     7: _replaced(empirical_mean=lambda mq, mp, u: mq.quadratic(u)),
+    # the batched score's variance with κ₄ taken as κ₄ − 2I² (var1_cumulant without 2I²)
+    8: _replaced(var1_cumulant=lambda m, u: m.cumulant4(u)),
 }
 
 
@@ -450,7 +452,7 @@ def test_bad_input():
     with pytest.raises(UnsupportedModelError, match="d = 3"):
         theory.check_theory("poisson", models.build("glm", 3))
     with pytest.raises(ValueError, match="claims must be among"):
-        theory.check_theory("poisson", "glm", claims=(8,))
+        theory.check_theory("poisson", "glm", claims=(9,))
     # regression (issue 9.10/9.11): claims=5 raised a raw TypeError, n_points=0 reported
     # passed=True after checking nothing
     with pytest.raises(fishsym.errors.InvalidArgumentError, match="n_points"):

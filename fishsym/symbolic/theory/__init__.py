@@ -1,4 +1,4 @@
-"""Symbolic proofs of the estimator theory (docs/theory.md §1–§5).
+"""Symbolic proofs of the estimator theory (docs/theory.md §1–§5, §9).
 
 ``check_theory(fam, model)`` proves, for an exponential family ``fam`` and a symbolic
 parametrised map ``h(θ; x)`` (:mod:`fishsym.symbolic.models`), the closed forms and bounds
@@ -13,7 +13,10 @@ that the numeric layer implements, and returns one :class:`CheckResult` per clai
    spectrum facts and certified quartic bound of §4;
 6. the input/label decomposition of §5 for a finite input distribution;
 7. the empirical-Fisher mean, bias and variance of §5 with labels from the same family
-   at another natural parameter.
+   at another natural parameter;
+8. the estimators of §9: the batched squared score's mean and variance over two inputs,
+   the Hutchinson probe's mean and variance, and the recipe's factor ``RRᵀ = I(h)``
+   (:mod:`fishsym.symbolic.theory.estimators`).
 
 How the proofs work — and why they are fast and family-independent
 -------------------------------------------------------------------

@@ -46,6 +46,7 @@ CLAIM_TEXT = {
     5: "bounds of docs/theory.md §3",
     6: "input/label decomposition",
     7: "empirical Fisher mean, bias, variance",
+    8: "estimators of §9 (batched score, Hutchinson, the recipe's factor)",
 }
 
 

@@ -26,6 +26,7 @@ from fishsym.symbolic.theory.claims import (
 )
 from fishsym.symbolic.theory.closed_forms import CLOSED_FORMS, ClosedForms
 from fishsym.symbolic.theory.constants import CLAIMS, N_POINTS
+from fishsym.symbolic.theory.estimators import check_estimators
 
 
 def _as_family(fam) -> ExponentialFamily:
@@ -117,6 +118,8 @@ def check_theory(
         out.append(check_decomposition(fam, m, closed_forms, seed=seed))
     if 7 in claims:
         out += check_empirical(fam, m, closed_forms)
+    if 8 in claims:
+        out += check_estimators(fam, m, closed_forms)
     return out
 
 
