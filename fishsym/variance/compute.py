@@ -159,7 +159,7 @@ def _hess_moments(kernel, h, hess_diag, spectrum) -> dict[str, Tensor | None]:
 
 
 def _batched_moments(
-    kernel, h: Tensor, blocks: list[ParamDerivatives], spectrum, extra=()
+    kernel, h: Tensor, blocks: list[ParamDerivatives], spectrum, extra=(), data_t=None
 ) -> list[dict]:
     """:func:`unit_moments` of every block, with one kernel call for all the distinct
     ``jac`` tensors (concatenated along the unit axis) and one for all ``hess_diag``."""
@@ -183,7 +183,7 @@ def _batched_moments(
     )
     all_jac = concatenated(jacs)
     jac_moments = _jac_moments(kernel, h, all_jac, spectrum)
-    jac_moments.update(_est.extra_unit_moments(kernel, h, all_jac, extra))
+    jac_moments.update(_est.extra_unit_moments(kernel, h, all_jac, extra, data_t))
     jac_parts = split(jac_moments, jacs)
     by_jac = dict(zip(map(id, jacs), jac_parts, strict=True))
     by_hess = {}
@@ -226,7 +226,14 @@ class _Sums:
     def add(self, pd: ParamDerivatives, moments: dict[str, Tensor | None], rows: slice) -> None:
         """Reduce one block's per-unit moments into its parameter's sums: the block knows
         its own factorisation (:meth:`ParamDerivatives.reduce`)."""
-        pd.reduce(self.data[pd.name], moments, rows, self.per_sample, power1=_est.POWER1)
+        pd.reduce(
+            self.data[pd.name],
+            moments,
+            rows,
+            self.per_sample,
+            power2=_est.POWER2,
+            power1=_est.POWER1,
+        )
 
 
 class _CostClock:
@@ -302,6 +309,7 @@ def fisher_variances(
     output=None,
     max_memory: float | None = None,
     estimators=("squared_score", "neg_hessian"),
+    labels=None,
 ) -> FisherVariances:
     """Exact conditional Fisher diagonal and single-label estimator variances of every
     parameter, averaged over ``inputs`` (docs/theory.md §2, §3, §5, §7).
@@ -345,7 +353,11 @@ def fisher_variances(
         Fisher over ``inputs``, one draw) fill ``res.mean``, ``res.var``, ``res.bias``
         (docs/theory.md §9): any of ``"squared_score"``, ``"neg_hessian"``,
         ``"hutchinson"``, ``"hutchinson_batch"``, ``"batched_score"``,
-        ``"merging_recipe"``. ``var1``/``var2`` are always there.
+        ``"merging_recipe"``, and with ``labels`` the data-label estimators
+        ``"empirical"`` and ``"batched_score_data"``. ``var1``/``var2`` are always there.
+    labels:
+        Data labels, one per input (``[n_inputs, *obs_shape]``), for the data-label
+        estimators.
     max_memory:
         Bytes the result may take (default: half of this machine's memory); a
         ``per_sample`` request over it is refused before anything is allocated. When
@@ -388,6 +400,7 @@ def fisher_variances(
         )
     n_inputs = x.shape[0]
     kernel = _kernels.for_output(family, out_dim)
+    data_t = _data_statistics(kernel, labels, estimators, n_inputs, dtype, view.device)
     eng.prepare(x)
     # working memory of the engine: the user's max_memory when given
     work = MEMORY_BUDGET if max_memory is None else memory_budget(max_memory, view.device)
@@ -429,7 +442,16 @@ def fisher_variances(
                     methods.setdefault(key, set()).add(str(how))
             for batch in batches:
                 for pd, moments in zip(
-                    batch, _batched_moments(kernel, h, batch, spectrum, extra), strict=True
+                    batch,
+                    _batched_moments(
+                        kernel,
+                        h,
+                        batch,
+                        spectrum,
+                        extra,
+                        None if data_t is None else data_t[rows],
+                    ),
+                    strict=True,
                 ):
                     sums.add(pd, moments, rows)
                     routes.setdefault(pd.name, set()).add(_route(eng, pd))
@@ -459,6 +481,24 @@ def fisher_variances(
     res.var2_routes.update({name: " + ".join(sorted(routes[name])) for name in names})
     res.cost = {e: _est.cost(e, n_inputs, out_dim) for e in estimators}
     return res
+
+
+def _data_statistics(kernel, labels, estimators, n_inputs, dtype, device) -> Tensor | None:
+    """``t(y_n)`` ``[n, d]`` of the data labels, when a data-label estimator is asked for."""
+    wanted = [e for e in estimators if e in _est.DATA_LABEL_ESTIMATORS]
+    if labels is None:
+        if wanted:
+            raise InvalidArgumentError(
+                f"estimators {wanted} use the data labels: pass labels=, one per input"
+            )
+        return None
+    labels = torch.as_tensor(labels, device=device)
+    if labels.dim() < 1 or labels.shape[0] != n_inputs:
+        raise ShapeError(
+            f"labels must hold one data label per input ({n_inputs}); got shape "
+            f"{tuple(labels.shape)}"
+        )
+    return kernel.suff_stat(labels, dtype)
 
 
 def _check_estimators(estimators) -> tuple[str, ...]:

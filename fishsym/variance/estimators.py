@@ -19,6 +19,10 @@ estimator               one draw                                    variance of 
                         backward pass for the batch                 2 (Σ_n I_n)²)``
 ``merging_recipe``      ``(1/n) (Σ_n Σ_k a_ink)²`` (the gradient    ``0`` (deterministic;
                         of ``Σ_{n,y} √p̄ log p``, squared)           biased)
+``empirical``           ``(1/n) Σ_n (∂_iℓ(y_n|x_n))²`` with the     ``0`` (deterministic
+                        data labels ``y_n`` (``labels=``)           given them; biased)
+``batched_score_data``  ``(1/n) (Σ_n ∂_iℓ(y_n|x_n))²``, data        ``0`` (idem)
+                        labels, one backward pass
 ======================  ==========================================  ========================
 
 ``ξ`` is Rademacher; labels ``y_n`` are drawn from the model, independently per input.
@@ -41,7 +45,11 @@ ESTIMATOR_NAMES = (
     "hutchinson_batch",
     "batched_score",
     "merging_recipe",
+    "empirical",
+    "batched_score_data",
 )
+#: the estimators that use the data labels (``labels=``): deterministic given them
+DATA_LABEL_ESTIMATORS = ("empirical", "batched_score_data")
 #: per-unit quantities each estimator needs beyond ``fisher``, ``fisher_sq``, ``var1``,
 #: ``var2`` (``hutch_cross``: ``Σ_{j≠k} a_j² a_k²``, quartic; ``root_sum``: ``Σ_k a_k``,
 #: linear in ``u``)
@@ -49,9 +57,13 @@ EXTRA_QUANTITIES = {
     "hutchinson": ("hutch_cross",),
     "hutchinson_batch": ("hutch_cross",),
     "merging_recipe": ("root_sum",),
+    "empirical": ("data_sq",),
+    "batched_score_data": ("data_sum",),
 }
 #: quantities linear in ``u`` (a factorised block carries the layer input to the power 1)
-POWER1 = ("root_sum",)
+POWER1 = ("root_sum", "data_sum")
+#: quantities quadratic in ``u`` besides ``fisher`` (the layer input squared)
+POWER2 = ("fisher", "data_sq")
 
 
 def cost(estimator: str, n_inputs: int, d: int) -> int:
@@ -67,17 +79,30 @@ def cost(estimator: str, n_inputs: int, d: int) -> int:
         "hutchinson_batch": 1,
         "batched_score": 1,
         "merging_recipe": 1,
+        "empirical": n_inputs,
+        "batched_score_data": 1,
     }
     return per[estimator]
 
 
-def extra_unit_moments(kernel, h: Tensor, jac: Tensor, wanted) -> dict[str, Tensor]:
+def extra_unit_moments(
+    kernel, h: Tensor, jac: Tensor, wanted, data_t: Tensor | None = None
+) -> dict[str, Tensor]:
     """Per input and unit, the extra quantities ``wanted`` (see :data:`EXTRA_QUANTITIES`)
-    from ``a = Rᵀ g``: ``jac`` ``[n, c, a]`` → ``[n, a]`` each."""
+    from ``a = Rᵀ g`` and, for the data-label estimators, the score ``s = (t(y) − η)ᵀ g``
+    of the data label (``data_t`` ``[n, c]``): ``jac`` ``[n, c, a]`` → ``[n, a]`` each."""
     if not wanted:
         return {}
-    a = kernel.root_t(h, jac)  # [n, r, units]
     out = {}
+    if "data_sq" in wanted or "data_sum" in wanted:
+        s = torch.einsum("nc,nca->na", data_t - kernel.mean(h), jac)
+        if "data_sq" in wanted:
+            out["data_sq"] = s * s
+        if "data_sum" in wanted:
+            out["data_sum"] = s
+    if "hutch_cross" not in wanted and "root_sum" not in wanted:
+        return out
+    a = kernel.root_t(h, jac)  # [n, r, units]
     if "hutch_cross" in wanted:
         b = a * a
         before = torch.cumsum(b, dim=1) - b  # Σ_{j<k} a_j², exclusive
@@ -111,6 +136,11 @@ def estimator_moments(means: dict, n: int, estimators) -> dict[str, dict[str, di
                 m, v = f, v.clamp_min(0)
             elif est == "merging_recipe":
                 s = means["root_sum"][name]
+                m, v = n * s * s, torch.zeros_like(f)
+            elif est == "empirical":
+                m, v = means["data_sq"][name], torch.zeros_like(f)
+            elif est == "batched_score_data":
+                s = means["data_sum"][name]
                 m, v = n * s * s, torch.zeros_like(f)
             else:
                 raise KeyError(est)
@@ -177,6 +207,7 @@ def _count(x: float) -> str:
 
 
 __all__ = [
+    "DATA_LABEL_ESTIMATORS",
     "ESTIMATOR_NAMES",
     "EXTRA_QUANTITIES",
     "EstimatorComparison",

@@ -13,7 +13,10 @@ from torch.func import functional_call, grad
 
 import fishsym
 from fishsym.montecarlo.compare import bonferroni_threshold
-from fishsym.variance.estimators import ESTIMATOR_NAMES
+from fishsym.variance.estimators import DATA_LABEL_ESTIMATORS, ESTIMATOR_NAMES
+
+#: the estimators with labels from the model or probes (no data labels needed)
+MODEL_ESTIMATORS = tuple(e for e in ESTIMATOR_NAMES if e not in DATA_LABEL_ESTIMATORS)
 
 #: both routes are exact float64 autodiff; they differ by rounding only
 RTOL = 1e-10
@@ -135,7 +138,7 @@ def _flat(d):
 def test_every_estimator_equals_enumeration_of_labels_and_probes(case):
     make, inputs = MODELS[case]
     model, x = make(), inputs()
-    res = fishsym.fisher_variances(model, x, "categorical", estimators=ESTIMATOR_NAMES)
+    res = fishsym.fisher_variances(model, x, "categorical", estimators=MODEL_ESTIMATORS)
     fisher, want = brute_force(model, x)
     torch.testing.assert_close(_flat(res.fisher), fisher, rtol=RTOL, atol=1e-14)
     for est, (mean, var) in want.items():
@@ -251,3 +254,37 @@ def test_bad_estimator_names():
         fishsym.fisher_variances(model, x, "categorical", estimators=("hutchinsn",))
     with pytest.raises(fishsym.errors.ArgumentTypeError):
         fishsym.fisher_variances(model, x, "categorical", estimators=3)
+
+
+@pytest.mark.parametrize("case", list(MODELS))
+def test_data_label_estimators_equal_autograd(case):
+    """The empirical Fisher and the batched score with fixed data labels: deterministic,
+    computed by plain autograd on the written-out estimators."""
+    make, inputs = MODELS[case]
+    model, x = make(), inputs()
+    labels = torch.tensor([2, 0])
+    res = fishsym.fisher_variances(
+        model,
+        x,
+        "categorical",
+        labels=labels,
+        estimators=("squared_score", "empirical", "batched_score_data"),
+    )
+    n = x.shape[0]
+    per = [
+        _grad_of(model, lambda h, i=i: torch.log_softmax(h(x[i : i + 1]), -1)[0, labels[i]])
+        for i in range(n)
+    ]
+    empirical = torch.stack([g * g for g in per]).mean(0)
+    batched = sum(per) ** 2 / n
+    for est, want in (("empirical", empirical), ("batched_score_data", batched)):
+        got = _flat(res.mean[est])
+        assert float((got - want).abs().max()) <= RTOL * float(want.abs().max()), est
+        assert float(_flat(res.var[est]).abs().max()) == 0
+        torch.testing.assert_close(_flat(res.bias[est]), got - _flat(res.fisher))
+    with pytest.raises(fishsym.errors.InvalidArgumentError, match="labels="):
+        fishsym.fisher_variances(model, x, "categorical", estimators=("empirical",))
+    with pytest.raises(fishsym.errors.ShapeError, match="one data label per input"):
+        fishsym.fisher_variances(
+            model, x, "categorical", labels=torch.tensor([1]), estimators=("empirical",)
+        )
