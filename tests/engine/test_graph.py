@@ -3,6 +3,8 @@ label enumeration + double backward of ``ℓ`` (``reference.exact_moments``, flo
 rtol 1e−10), Monte Carlo within its stated confidence; and the soundness of its
 structural-zero proof (a curved or tied network is never declared zero)."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -417,3 +419,52 @@ def test_long_second_order_passes_are_announced(monkeypatch):
     model, x = _randomise(TinyTransformer(), seed=41), CASES["transformer"][1]()
     with pytest.warns(engine.GenericPathWarning, match="second-order passes for"):
         fishsym.fisher_variances(model, x, "categorical")
+
+
+@pytest.mark.parametrize("act", [nn.Tanh, nn.Sigmoid, nn.ReLU])
+def test_sequential_cnn_against_backpack_per_label(act):
+    """A second, independent oracle for Sequential CNNs: BackPACK's per-sample gradients
+    (BatchGrad) and diagonal Hessians (BatchDiagHessian) of the loss of every label,
+    weighted by the model's probabilities (BackPACK is a test peer, not a dependency)."""
+    backpack = pytest.importorskip("backpack")
+    from backpack.extensions import BatchDiagHessian, BatchGrad
+
+    # no AvgPool2d: BackPACK's average-pooling derivative builds a float32 kernel and fails
+    # in float64 (BackPACK 1.7.1)
+    net = nn.Sequential(
+        nn.Conv2d(1, 2, 3),
+        act(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(2, 2, 3, padding=1),
+        act(),
+        nn.Flatten(),
+        nn.Linear(2 * 4 * 4, 3),
+    )
+    model = _randomise(net, seed=51)
+    x = _images(3, seed=52)
+    res = fishsym.fisher_variances(model, x, "categorical", per_sample=True)
+    bp = backpack.extend(copy.deepcopy(model))
+    loss_fn = backpack.extend(nn.CrossEntropyLoss(reduction="sum"))
+    with torch.no_grad():
+        p = torch.softmax(model(x), -1)  # [n, C]
+    grads, hessians = [], []
+    for y in range(p.shape[1]):
+        bp.zero_grad()
+        loss = loss_fn(bp(x), torch.full((x.shape[0],), y))
+        with backpack.backpack(BatchGrad(), BatchDiagHessian()):
+            loss.backward()
+        grads.append({n: q.grad_batch.detach().clone() for n, q in bp.named_parameters()})
+        hessians.append({n: q.diag_h_batch.detach().clone() for n, q in bp.named_parameters()})
+    for name in res.fisher:
+        g = torch.stack([gr[name] for gr in grads], 1)  # [n, C, *shape]: −∂ℓ
+        h = torch.stack([he[name] for he in hessians], 1)  # −∂²ℓ
+        w = p.reshape(*p.shape, *([1] * (g.dim() - 2)))
+        fisher = (w * g**2).sum(1)
+        var1 = (w * g**4).sum(1) - fisher**2
+        mean2 = (w * h).sum(1)
+        var2 = (w * h**2).sum(1) - mean2**2
+        _close(res.fisher[name], fisher, f"I of {name}")
+        _close(res.var1[name], var1, f"V1 of {name}")
+        if float(var2.abs().max()) > 0 or float(res.var2[name].abs().max()) > 0:
+            scale = max(float(fisher.abs().max()) ** 2, float(var2.abs().max()))
+            assert float((res.var2[name] - var2).abs().max()) <= 1e-9 * scale, name
