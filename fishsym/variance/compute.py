@@ -68,9 +68,30 @@ GENERIC_WARN_SECONDS = 60.0
 PROGRESS_DELAY = 2.0
 
 #: per-input quantities summed over inputs, and the power of the layer input z they carry
-_POWER2 = ("fisher",)
-_POWER4 = ("var1", "fisher_sq", "var1_lower", "var1_upper", "var2", "var2_lower", "var2_upper")
-_BOUNDS = ("var1_lower", "var1_upper", "var2_lower", "var2_upper")
+_POWER2 = ("fisher", "fisher_lower", "fisher_upper")
+_POWER4 = (
+    "var1",
+    "fisher_sq",
+    "var1_lower",
+    "var1_upper",
+    "var2",
+    "var2_lower",
+    "var2_upper",
+    "pvar1_lower",
+    "pvar1_upper",
+)
+#: the bounds: ours ("exact_fisher" form: ‖u‖⁴λ(μ₄) − I²) and the paper's Theorem 4.1
+#: (eq. 7 for I, eq. 8 ‖u‖⁴λ̃(M) for V₁; eq. 9 for V₂ is the same in both)
+_BOUNDS = (
+    "var1_lower",
+    "var1_upper",
+    "var2_lower",
+    "var2_upper",
+    "fisher_lower",
+    "fisher_upper",
+    "pvar1_lower",
+    "pvar1_upper",
+)
 
 
 class DerivativeWarning(UserWarning):
@@ -142,7 +163,45 @@ def _jac_moments(kernel, h, jac, spectrum) -> dict[str, Tensor | None]:
         else:
             lo = lo[:, None]
             out["var1_lower"] = (g4 * lo - f_sq - margin * (g4 * lo.abs() + slack)).clamp_min(0)
+        # Theorem 4.1 as stated: eq. (7) ‖u‖²λ(I) brackets I(θ|x), eq. (8) ‖u‖⁴λ̃(M), M =
+        # μ₄ − I⊗I, brackets V₁ (certified λ̃(M) values of :func:`paper_spectrum`)
+        out["fisher_upper"] = g2 * spectrum.fisher_max[:, None] * (1 + margin)
+        out["fisher_lower"] = (g2 * spectrum.fisher_min[:, None] * (1 - margin)).clamp_min(0)
+        out["pvar1_upper"] = g4 * spectrum.m_max_upper[:, None] * (1 + 2 * margin)
+        out["pvar1_lower"] = (g4 * spectrum.m_min_lower[:, None] * (1 - 2 * margin)).clamp_min(0)
     return out
+
+
+def paper_spectrum(kernel, h: Tensor, spectrum) -> dict[str, str]:
+    """Attach to ``spectrum`` certified values ``m_min_lower ≤ λ̃_min(M)`` and
+    ``m_max_upper ≥ λ̃_max(M)`` of ``M = μ₄ − I⊗I`` (docs/theory.md §3), each rounded
+    outward, and return how they were obtained:
+
+    * Cor. 4.2: ``λ̃_min(M) ≥ max{0, λ̃_min(μ₄) − λ_max(I)²}``,
+      ``λ̃_max(M) ≤ λ̃_max(μ₄) − λ_min(I)²`` from the certified ``μ₄`` and ``I`` values;
+    * Thm. 5.2 (categorical heads): ``λ̃_max(M) ≤ 2·min(p_max, 1 − ‖p‖²)``, the smaller of
+      the two is kept.
+    """
+    eps = torch.finfo(h.dtype).eps
+    lo = spectrum.mu4_min_lower - spectrum.fisher_max**2
+    lo = (lo - 4 * eps * (spectrum.mu4_min_lower.abs() + spectrum.fisher_max**2)).clamp_min(0)
+    hi = spectrum.mu4_max_upper - spectrum.fisher_min**2
+    hi = hi + 4 * eps * (spectrum.mu4_max_upper.abs() + spectrum.fisher_min**2)
+    methods = {
+        "m_min_lower": "Cor. 4.2 max{0, λ̃_min(μ₄) − λ_max(I)²} from the certified values",
+        "m_max_upper": "Cor. 4.2 λ̃_max(μ₄) − λ_min(I)² from the certified values",
+    }
+    if kernel.name == "categorical":
+        from fishsym.kernels.categorical import softmax_complement
+
+        p, q = softmax_complement(h)
+        # 1 − ‖p‖² = Σ p(1 − p), formed without cancellation
+        m = torch.minimum(p.amax(-1), (p * q).sum(-1))
+        thm = 2 * m * (1 + (h.shape[-1] + 4) * eps)
+        hi = torch.minimum(hi, thm)
+        methods["m_max_upper"] += " and Thm. 5.2 2·min(p_max, 1 − ‖p‖²), the smaller"
+    spectrum.m_min_lower, spectrum.m_max_upper = lo, hi.clamp_min(0)
+    return methods
 
 
 def _hess_moments(kernel, h, hess_diag, spectrum) -> dict[str, Tensor | None]:
@@ -231,7 +290,7 @@ class _Sums:
             moments,
             rows,
             self.per_sample,
-            power2=_est.POWER2,
+            power2=_POWER2 + _est.POWER2,
             power1=_est.POWER1,
         )
 
@@ -438,7 +497,8 @@ def fisher_variances(
             if bounds:
                 # the bounds use only the certified fields: skip the local search
                 spectrum = kernel.spectrum(h, local=False)
-                for key, how in spectrum.methods.items():
+                paper = paper_spectrum(kernel, h, spectrum)
+                for key, how in {**spectrum.methods, **paper}.items():
                     methods.setdefault(key, set()).add(str(how))
             for batch in batches:
                 for pd, moments in zip(
@@ -572,7 +632,7 @@ def _finish(
                     f"{q} of parameter {name!r} is not finite (overflow in {dtype}?); "
                     "check the model's outputs and try dtype=torch.float64"
                 )
-    result_bounds = bounds_method = None
+    result_bounds = bounds_method = paper_bounds = paper_method = None
     if bounds:
         result_bounds = {
             "squared_score": {"lower": reported["var1_lower"], "upper": reported["var1_upper"]},
@@ -585,6 +645,16 @@ def _finish(
         bounds_method = {
             "squared_score": {"lower": how("mu4_min_lower"), "upper": how("mu4_max_upper")},
             "neg_hessian": {"lower": how("fisher_min"), "upper": how("fisher_max")},
+        }
+        paper_bounds = {
+            "fisher": {"lower": reported["fisher_lower"], "upper": reported["fisher_upper"]},
+            "squared_score": {"lower": reported["pvar1_lower"], "upper": reported["pvar1_upper"]},
+            "neg_hessian": result_bounds["neg_hessian"],
+        }
+        paper_method = {
+            "fisher": {"lower": how("fisher_min"), "upper": how("fisher_max")},
+            "squared_score": {"lower": how("m_min_lower"), "upper": how("m_max_upper")},
+            "neg_hessian": bounds_method["neg_hessian"],
         }
     res = FisherVariances(
         fisher=reported["fisher"],
@@ -607,6 +677,7 @@ def _finish(
         },
     )
     res.mean, res.var, res.bias = tables["mean"], tables["var"], tables["bias"]
+    res.paper_bounds, res.paper_bounds_method = paper_bounds, paper_method
     return res
 
 

@@ -104,6 +104,13 @@ class FisherVariances:
     bias: dict = field(default_factory=dict)
     #: backward passes per draw of each estimator (:func:`fishsym.variance.estimators.cost`)
     cost: dict = field(default_factory=dict)
+    #: the paper's Theorem 4.1 as stated (docs/theory.md §3), laid out like ``bounds``:
+    #: ``paper_bounds["fisher" | "squared_score" | "neg_hessian"]["lower" | "upper"]`` —
+    #: eq. (7) ``‖u‖²λ(I)`` for ``I(θ|x)``, eq. (8) ``‖u‖⁴λ̃(M)``, ``M = μ₄ − I⊗I``, for
+    #: ``V₁``, eq. (9) for ``V₂`` (the same as ``bounds["neg_hessian"]``); certified,
+    #: rounded outward; ``bounds`` keeps our ``‖u‖⁴λ(μ₄) − I²`` form ("exact_fisher")
+    paper_bounds: dict | None = None
+    paper_bounds_method: dict | None = None
 
     def compare_estimators(self, rel_error: float = 0.1, prob: float = 0.95):
         """Per layer, each requested estimator's relative bias and standard deviation (one
