@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "fisher_variances": "fishsym.variance",
     "FisherVariances": "fishsym.variance",
+    "load": "fishsym.variance.storage",
     "diagonal_fisher": "fishsym.montecarlo.diagonal",
     "DiagonalFisher": "fishsym.montecarlo.diagonal",
 }
@@ -41,5 +42,6 @@ __all__ = [
     "FisherVariances",
     "diagonal_fisher",
     "DiagonalFisher",
+    "load",
     *sorted(_SUBMODULES),
 ]

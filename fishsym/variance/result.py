@@ -160,6 +160,20 @@ class FisherVariances:
             rows.extend(group_rows)
         return rows
 
+    # ------------------------------------------------------------------ keeping results
+    def save(self, path):
+        """Write the result to ``path``: tensors and JSON metadata, version-stamped, read
+        back by :func:`fishsym.load` without unpickling code
+        (:mod:`fishsym.variance.storage` documents the format). Returns the path."""
+        from fishsym.variance import storage
+
+        return storage.save(self, path)
+
+    def to_records(self, rel_error: float = 0.1, prob: float = 0.95) -> list[dict]:
+        """The per-layer and per-tensor summary as plain dicts (:meth:`summary`), e.g. for
+        ``pandas.DataFrame``; :meth:`Summary.to_csv` writes them as CSV."""
+        return [dict(r) for r in self.summary(rel_error, prob)]
+
     # ------------------------------------------------------------------ label budgets
     def relative_error(
         self,
@@ -372,6 +386,26 @@ class Summary(list):
     def __init__(self, records=(), *, rel_error: float, prob: float, family: str, n_inputs: int):
         super().__init__(records)
         self.rel_error, self.prob, self.family, self.n_inputs = rel_error, prob, family, n_inputs
+
+    def to_csv(self, path) -> None:
+        """Write the records as CSV (one row per layer or tensor; bound pairs as two
+        columns ``…_lower``/``…_upper``)."""
+        import csv
+
+        rows = []
+        for r in self:
+            row = {}
+            for key, value in r.items():
+                if isinstance(value, tuple):
+                    row[f"{key}_lower"], row[f"{key}_upper"] = value
+                else:
+                    row[key] = value
+            rows.append(row)
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
 
     def table(self) -> str:
         """The records as a fixed-width text table."""
