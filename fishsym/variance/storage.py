@@ -59,7 +59,7 @@ def _unflatten(tensors: dict, prefix: str, depth: int):
 
 def save(res, path) -> Path:
     """Write ``res`` to ``path`` (see the module docstring); returns the path."""
-    from fishsym import __version__
+    import fishsym
 
     path = Path(path)
     tensors: dict = {}
@@ -75,7 +75,7 @@ def save(res, path) -> Path:
     _flatten("var", res.var, tensors)
     _flatten("bias", res.bias, tensors)
     meta = {
-        "fishsym_version": __version__,
+        "fishsym_version": fishsym.__version__,
         "family": res.kernel.name,
         "sizes": res.kernel.sizes,
         "n_inputs": res.n_inputs,
