@@ -60,6 +60,20 @@ def random_inputs(n: int, width: int, seed: int, dtype=torch.float64) -> torch.T
     return torch.randn(n, width, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
+def random_cases(ctx, s: dict):
+    """The random-network grid of the bound checks: for each family (with a progress bar),
+    activation and weight scale, ``(family, activation, scale, widths, model, inputs)``;
+    ``s`` holds ``families``, ``activations``, ``scales``, ``widths`` (``None`` = the
+    family's output size) and ``n_inputs``. The seeds are those of ``bounds_hold``."""
+    for i, fam in enumerate(ctx.progress(s["families"], "families")):
+        widths = tuple(w if w is not None else FAMILY_OUTPUTS[fam] for w in s["widths"])
+        for j, act in enumerate(s["activations"]):
+            for scale in s["scales"]:
+                model = random_mlp(widths, act, seed=100 * i + j, scale=scale)
+                x = random_inputs(s["n_inputs"], widths[0], seed=5)
+                yield fam, act, scale, widths, model, x
+
+
 @lru_cache(maxsize=4)
 def mnist_split(n_train: int, n_test: int):
     """Bundled MNIST (float32): ``(x_train, y_train, x_test, y_test)``."""

@@ -15,11 +15,9 @@ import torch
 
 from fishsym.experiments.training import bracket_violations
 from paper_checks._common import (
-    FAMILY_OUTPUTS,
     as_float64,
     mnist_split,
-    random_inputs,
-    random_mlp,
+    random_cases,
     trained_mnist_mlp,
 )
 from paper_checks._core import need
@@ -93,36 +91,31 @@ def run(ctx) -> None:
     methods = set()
     with ctx.part("bounds bracket the exact variances", "random MLPs", "engine per_sample"):
         fisher_variances = need("fishsym", "fisher_variances")
-        for i, fam in enumerate(ctx.progress(s["families"], "families")):
-            widths = tuple(w if w is not None else FAMILY_OUTPUTS[fam] for w in s["widths"])
-            for j, act in enumerate(s["activations"]):
-                for scale in s["scales"]:
-                    model = random_mlp(widths, act, seed=100 * i + j, scale=scale)
-                    x = random_inputs(s["n_inputs"], widths[0], seed=5)
-                    res = fisher_variances(model, x, fam, per_sample=True, bounds=True)
-                    b = _bracket(res)
-                    for k in totals:
-                        totals[k] += b[k]
-                    for est in ("squared_score", "neg_hessian"):
-                        methods.add(f"{fam}: {est} upper = {res.bounds_method[est]['upper']}")
-                    ctx.check(
-                        "lower ≤ V ≤ upper",
-                        f"{fam}, {act} ×{scale} {'-'.join(map(str, widths))}",
-                        "engine per input",
-                        b["viol1"] == 0 and b["viol2"] == 0,
-                        f"{b['pairs']} parameter×input pairs; violations V₁ {b['viol1']}, "
-                        f"V₂ {b['viol2']}; median log(upper/V₁) "
-                        f"{float(b['ratio1'].median()) if b['ratio1'].numel() else math.nan:.3g}",
-                    )
-                    if fam == "gaussian":
-                        worst = float(b["ratio1"].abs().max()) if b["ratio1"].numel() else 0.0
-                        ctx.check(
-                            "Gaussian: V₁ bounds are tight",
-                            f"{act} ×{scale}",
-                            "engine per input",
-                            worst <= TIGHT_ATOL,
-                            f"max |log(upper/V₁)| = {worst:.1e}",
-                        )
+        for fam, act, scale, widths, model, x in random_cases(ctx, s):
+            res = fisher_variances(model, x, fam, per_sample=True, bounds=True)
+            b = _bracket(res)
+            for k in totals:
+                totals[k] += b[k]
+            for est in ("squared_score", "neg_hessian"):
+                methods.add(f"{fam}: {est} upper = {res.bounds_method[est]['upper']}")
+            ctx.check(
+                "lower ≤ V ≤ upper",
+                f"{fam}, {act} ×{scale} {'-'.join(map(str, widths))}",
+                "engine per input",
+                b["viol1"] == 0 and b["viol2"] == 0,
+                f"{b['pairs']} parameter×input pairs; violations V₁ {b['viol1']}, "
+                f"V₂ {b['viol2']}; median log(upper/V₁) "
+                f"{float(b['ratio1'].median()) if b['ratio1'].numel() else math.nan:.3g}",
+            )
+            if fam == "gaussian":
+                worst = float(b["ratio1"].abs().max()) if b["ratio1"].numel() else 0.0
+                ctx.check(
+                    "Gaussian: V₁ bounds are tight",
+                    f"{act} ×{scale}",
+                    "engine per input",
+                    worst <= TIGHT_ATOL,
+                    f"max |log(upper/V₁)| = {worst:.1e}",
+                )
         ctx.number("parameter×input pairs checked (random nets)", totals["pairs"])
         ctx.number("violations (V₁, V₂)", f"{totals['viol1']}, {totals['viol2']}")
     if methods:

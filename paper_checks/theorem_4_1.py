@@ -12,7 +12,7 @@ and Thm. 5.2's ``2·min(p_max, 1 − ‖p‖²)`` for categorical heads), ``N = 
 from __future__ import annotations
 
 from fishsym.experiments.training import bracket_violations
-from paper_checks._common import FAMILY_OUTPUTS, random_inputs, random_mlp
+from paper_checks._common import random_cases
 from paper_checks._core import need
 
 NAME = "theorem_4_1"
@@ -64,33 +64,26 @@ def run(ctx) -> None:
     methods = set()
     with ctx.part("Theorem 4.1 brackets the exact values", "random MLPs", "engine per_sample"):
         fisher_variances = need("fishsym", "fisher_variances")
-        for i, fam in enumerate(ctx.progress(s["families"], "families")):
-            widths = tuple(w if w is not None else FAMILY_OUTPUTS[fam] for w in s["widths"])
-            for j, act in enumerate(s["activations"]):
-                for scale in s["scales"]:
-                    model = random_mlp(widths, act, seed=100 * i + j, scale=scale)
-                    x = random_inputs(s["n_inputs"], widths[0], seed=5)
-                    res = fisher_variances(model, x, fam, per_sample=True)
-                    viol = dict.fromkeys(totals, 0)
-                    for eq, key, attr in EQUATIONS:
-                        for name in res.fisher:
-                            viol[eq] += bracket_violations(
-                                getattr(res, attr)[name].double(),
-                                res.paper_bounds[key]["lower"][name].double(),
-                                res.paper_bounds[key]["upper"][name].double(),
-                            )
-                        totals[eq] += viol[eq]
-                    pairs += sum(t.numel() for t in res.fisher.values())
-                    methods.add(
-                        f"{fam}: λ̃_max(M) by {res.paper_bounds_method['squared_score']['upper']}"
+        for fam, act, scale, widths, model, x in random_cases(ctx, s):
+            res = fisher_variances(model, x, fam, per_sample=True)
+            viol = dict.fromkeys(totals, 0)
+            for eq, key, attr in EQUATIONS:
+                for name in res.fisher:
+                    viol[eq] += bracket_violations(
+                        getattr(res, attr)[name].double(),
+                        res.paper_bounds[key]["lower"][name].double(),
+                        res.paper_bounds[key]["upper"][name].double(),
                     )
-                    ctx.check(
-                        "eqs. (7)–(9) hold",
-                        f"{fam}, {act} ×{scale} {'-'.join(map(str, widths))}",
-                        "engine per input",
-                        not any(viol.values()),
-                        "violations " + ", ".join(f"{eq} {v}" for eq, v in viol.items()),
-                    )
+                totals[eq] += viol[eq]
+            pairs += sum(t.numel() for t in res.fisher.values())
+            methods.add(f"{fam}: λ̃_max(M) by {res.paper_bounds_method['squared_score']['upper']}")
+            ctx.check(
+                "eqs. (7)–(9) hold",
+                f"{fam}, {act} ×{scale} {'-'.join(map(str, widths))}",
+                "engine per input",
+                not any(viol.values()),
+                "violations " + ", ".join(f"{eq} {v}" for eq, v in viol.items()),
+            )
         ctx.number("parameter×input pairs checked", pairs)
         ctx.number("violations (7), (8), (9)", ", ".join(str(v) for v in totals.values()))
     if methods:

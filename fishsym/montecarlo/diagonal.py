@@ -47,6 +47,7 @@ from fishsym.common import (
     math_attention,
     parameter_groups,
 )
+from fishsym.common.tables import text_table
 from fishsym.errors import InvalidArgumentError
 
 #: the sampling estimators (both one backward pass per input and round)
@@ -138,15 +139,12 @@ class DiagonalFisher:
             ]
             for g in self.groups
         ]
-        widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
-        lines = [
+        return text_table(
             f"diagonal Fisher (mean over {self.n_inputs} inputs): target {self.rel_error:.0%} "
             f"relative error of each layer's median entry at {self.confidence:.0%} confidence",
-            "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
-            "  ".join("-" * w for w in widths),
-        ]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
-        return "\n".join(lines)
+            head,
+            body,
+        )
 
     def __str__(self) -> str:
         return self.report()

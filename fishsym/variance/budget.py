@@ -29,6 +29,7 @@ from statistics import NormalDist
 
 import torch
 
+from fishsym.common.tables import text_table
 from fishsym.errors import InvalidArgumentError
 
 METHODS = ("chebyshev", "normal")
@@ -144,14 +145,11 @@ class ErrorReport(list):
             ]
             for r in self
         ]
-        widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
-        lines = [
+        return text_table(
             self.header,
-            "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
-            "  ".join("-" * w for w in widths),
-        ]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
-        return "\n".join(lines)
+            head,
+            body,
+        )
 
     def __str__(self) -> str:
         return self.table()

@@ -37,6 +37,8 @@ import math
 import torch
 from torch import Tensor
 
+from fishsym.common.tables import text_table
+
 #: the estimators :func:`fishsym.fisher_variances` can report (``estimators=``)
 ESTIMATOR_NAMES = (
     "squared_score",
@@ -182,17 +184,14 @@ class EstimatorComparison(list):
             ]
             for r in self
         ]
-        widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
-        lines = [
+        return text_table(
             f"estimate of the mean Fisher over {self.n_inputs} inputs; draws for relative "
             f"error {self.rel_error:.0%} (Euclidean norm over the group) with probability "
             f"{self.prob:.0%}, by Chebyshev: var/((1−p)ε²‖F̄‖²); a biased estimator reaches it "
             "only if its relative bias is below ε",
-            "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
-            "  ".join("-" * w for w in widths),
-        ]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
-        return "\n".join(lines)
+            head,
+            body,
+        )
 
     def __str__(self) -> str:
         return self.table()
