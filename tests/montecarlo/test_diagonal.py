@@ -168,3 +168,15 @@ def test_bad_arguments():
         fishsym.diagonal_fisher(model, x, "categorical", generator=None)
     with pytest.raises(fishsym.errors.FishsymError, match="max_labels"):
         fishsym.diagonal_fisher(model, x, "categorical", max_labels=1, generator=_gen(1))
+
+
+def test_the_model_is_untouched(unchanged):
+    make, inputs = CASES["cnn"]
+    model, x = make(), inputs()
+    model[0].register_forward_hook(lambda m, i, o: None)
+    before = unchanged.snapshot(model)
+    fishsym.diagonal_fisher(
+        model, x, "categorical", exact=False, rel_error=0.5, max_labels=20, generator=_gen(13)
+    )
+    fishsym.diagonal_fisher(model, x, "categorical", generator=_gen(14))  # the exact route
+    unchanged.check(before, model)
