@@ -23,6 +23,10 @@ WORKING_DTYPES = (torch.float64, torch.float32)
 def as_inputs(inputs, argname: str = "inputs") -> Tensor:
     """``inputs`` ``[n_inputs, ...]`` as a tensor, checked.
 
+    A ``Dataset`` or an iterable of batches (``DataLoader``) is read and concatenated
+    (:class:`fishsym.common.data.DataSource`); the streaming entry points read it batch
+    by batch instead.
+
     Tensors are used as they are; numpy arrays keep their dtype; nested lists go through
     numpy (Python floats → float64, Python ints → int64). Raises
     :class:`~fishsym.errors.ArgumentTypeError` for non-numeric, boolean or complex data,
@@ -30,6 +34,12 @@ def as_inputs(inputs, argname: str = "inputs") -> Tensor:
     one input, :class:`~fishsym.errors.NonFiniteError` for NaN or inf.
     """
     x = inputs
+    if not isinstance(x, (Tensor, np.ndarray, list, tuple)) and not np.isscalar(x):
+        from fishsym.common.data import DataSource
+
+        if isinstance(x, torch.utils.data.Dataset) or hasattr(x, "__iter__"):
+            # a dataset or loader where one tensor is needed: its batches, concatenated
+            return DataSource(x, argname=argname).materialise()[0]
     if not isinstance(x, Tensor):
         try:
             arr = np.asarray(x)

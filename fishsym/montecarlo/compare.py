@@ -44,7 +44,9 @@ per-label values are the same real number, so the Monte Carlo variance must vani
 to rounding: ``s ≤ ZERO_ULPS · ε · |Ī|`` (``ε`` the machine epsilon of the coarser of
 the Monte Carlo and exact dtypes); the same resolution decides which exact variances
 count as zero (``√V_a ≤ ZERO_ULPS · ε · |I|``). Such entries are checked that way, not
-by z-scores.
+by z-scores. An entry whose ``√V_a`` lies below ``ZERO_ULPS · ε`` times the largest of its
+parameter tensor (per input) is at round-off level — typically an exact zero evaluated
+as a cancellation, like a key bias under softmax — and counts as unresolved.
 
 With an input-averaged exact result (``FisherVariances`` with ``per_sample=False``) the
 input-averaged Monte Carlo quantities are compared: ``mean_n Ī_n`` with ``fisher`` and
@@ -431,7 +433,12 @@ def compare(mc: MonteCarloEstimate, exact, false_alarm: float = 0.01) -> Compari
                 ZERO_ULPS * eps * (mc_mean.abs() if view.per_sample else m.abs().max(0).values)
             )
             zero_ok = spread <= zero_tol
-            resolved = ~zero & (eff >= MIN_ESS) & (rel_var > 0) & (mean_se > 0)
+            # below the round-off of its own tensor (an exact zero evaluated as the
+            # cancellation of non-zero terms, e.g. a key bias under softmax): neither a
+            # z-score nor the exact-zero test can judge it; it counts as unresolved
+            sd = V1.sqrt()
+            negligible = sd <= ZERO_ULPS * eps * sd.amax(-1, keepdim=True)
+            resolved = ~zero & ~negligible & (eff >= MIN_ESS) & (rel_var > 0) & (mean_se > 0)
             nan = torch.full_like(mc_mean, math.nan)
             one = torch.ones_like(mean_se)
             z_mean = torch.where(resolved, (mc_mean - I) / mean_se.where(resolved, one), nan)

@@ -36,7 +36,6 @@ from torch.func import grad, vjp, vmap
 from fishsym import kernels as _kernels
 from fishsym.common import (
     ModelView,
-    as_inputs,
     cast_inputs,
     check_choice,
     check_count,
@@ -47,6 +46,9 @@ from fishsym.common import (
     math_attention,
     parameter_groups,
 )
+from fishsym.common import distributed as _dist
+from fishsym.common.data import materialise
+from fishsym.common.distributed import use_distributed
 from fishsym.common.tables import text_table
 from fishsym.errors import InvalidArgumentError
 
@@ -153,8 +155,18 @@ class DiagonalFisher:
 class _Sampler:
     """One round of per-sample squared gradients, for each sampling estimator."""
 
-    def __init__(self, view: ModelView, kernel, x: Tensor, generator: torch.Generator):
+    def __init__(
+        self,
+        view: ModelView,
+        kernel,
+        x: Tensor,
+        generator: torch.Generator,
+        reduce_ranks: bool = False,
+        n_total: int | None = None,
+    ):
         self.view, self.kernel, self.x, self.gen = view, kernel, x, generator
+        self.reduce_ranks = reduce_ranks
+        self.n_total = x.shape[0] if n_total is None else n_total
         self.names = list(view.params)
         with math_attention():
             self.h = view.outputs(x)
@@ -190,7 +202,10 @@ class _Sampler:
                 g = per(view.params, self.x[rows], labels[rows], weights[rows])
                 for name in self.names:
                     total[name] += g[name].detach().pow(2).sum(0)
-        return {name: t / n for name, t in total.items()}
+        if self.reduce_ranks:
+            # the round's estimate over every rank's inputs (each drew its own labels)
+            _dist.all_reduce_sum(list(total.values()))
+        return {name: t / self.n_total for name, t in total.items()}
 
 
 def diagonal_fisher(
@@ -206,13 +221,22 @@ def diagonal_fisher(
     exact: bool | str = "auto",
     dtype: torch.dtype | None = None,
     output=None,
+    max_inputs: int | None = None,
+    distributed: bool | None = None,
 ) -> DiagonalFisher:
     """A diagonal Fisher (mean over ``inputs``) with standard errors and a stated accuracy.
 
     Parameters
     ----------
-    model, inputs, family, output:
-        As for :func:`fishsym.fisher_variances`.
+    model, inputs, family, output, max_inputs:
+        As for :func:`fishsym.fisher_variances` (a ``Dataset`` or ``DataLoader`` is read
+        into memory once: every round revisits every input).
+    distributed:
+        Under an initialised ``torch.distributed`` group (``None``: whenever one with more
+        than one rank is), each rank passes its own inputs; every round's estimate is
+        summed over the ranks, each rank drawing from its own stream
+        (:func:`fishsym.common.distributed.rank_generator`), so every rank returns the
+        same estimate of the mean Fisher over all ranks' inputs.
     rel_error, confidence:
         Target: in every parameter group, the relative error of the median entry at
         ``confidence`` (Student-t on the rounds) at most ``rel_error``.
@@ -236,19 +260,23 @@ def diagonal_fisher(
     if exact not in (True, False, "auto"):
         raise InvalidArgumentError(f"exact must be True, False or 'auto'; got {exact!r}")
     dtype = check_dtype(dtype)
-    x = as_inputs(inputs)
+    x, _ = materialise(inputs, max_inputs=max_inputs)
+    reduce_ranks = use_distributed(distributed)
+    n_total = _dist.all_reduce_count(x.shape[0], x.device) if reduce_ranks else x.shape[0]
     view = ModelView(model, dtype, output=output)
     x = cast_inputs(x, dtype, view.device)
     d = view.probe(x)
     kernel = _kernels.for_output(family, d)
     groups = parameter_groups(list(view.params))
     result = DiagonalFisher(
-        {}, {}, groups, rel_error=rel_error, confidence=confidence, n_inputs=x.shape[0]
+        {}, {}, groups, rel_error=rel_error, confidence=confidence, n_inputs=n_total
     )
     if exact is True or (exact == "auto" and d <= EXACT_MAX_OUTPUTS):
         from fishsym.variance import fisher_variances
 
-        res = fisher_variances(model, inputs, kernel, dtype=dtype, output=output, bounds=False)
+        res = fisher_variances(
+            model, x, kernel, dtype=dtype, output=output, bounds=False, distributed=distributed
+        )
         result.value = {n: t.clone() for n, t in res.fisher.items()}
         result.stderr = {n: torch.zeros_like(t) for n, t in res.fisher.items()}
         for g in groups:
@@ -256,7 +284,8 @@ def diagonal_fisher(
             result.status[g], result.achieved[g] = "exact", 0.0
         return result
 
-    sampler = _Sampler(view, kernel, x, generator)
+    gen = _dist.rank_generator(generator) if reduce_ranks else generator
+    sampler = _Sampler(view, kernel, x, gen, reduce_ranks, n_total)
     wanted = SAMPLED if estimator == "auto" else (estimator,)
     # running mean and sum of squared deviations per entry (Welford: a sum of squares minus
     # r·mean² would cancel to zero where the rounds hardly differ)

@@ -46,7 +46,6 @@ from torch.func import hessian as hessian_fn
 from fishsym import kernels as _kernels
 from fishsym.common import (
     ESTIMATORS,
-    as_inputs,
     cast_inputs,
     check_count,
     check_dtype,
@@ -55,6 +54,9 @@ from fishsym.common import (
     math_attention,
     memory_budget,
 )
+from fishsym.common import distributed as _dist
+from fishsym.common.data import materialise
+from fishsym.common.distributed import use_distributed
 from fishsym.common.progress import progress_bar
 from fishsym.engine.generic import GenericModel
 from fishsym.errors import InvalidArgumentError, NonFiniteError, NoSamplerError
@@ -181,6 +183,8 @@ def estimate(
     progress: bool | None = None,
     output=None,
     max_memory: float | None = None,
+    max_inputs: int | None = None,
+    distributed: bool | None = None,
 ) -> MonteCarloEstimate:
     """Replicated Monte Carlo estimates of ``Î₁`` and ``Î₂`` (docs/theory.md §2, §6).
 
@@ -215,6 +219,13 @@ def estimate(
     max_memory:
         Bytes the run may plan to use (default: half of this machine's memory); a larger
         request is refused before anything is allocated.
+    max_inputs:
+        Use at most this many inputs (a ``Dataset`` / ``DataLoader`` is read into memory).
+    distributed:
+        Under an initialised ``torch.distributed`` group (``None``: whenever one with more
+        than one rank is), each rank passes its own inputs and draws its labels from its
+        own stream (:func:`fishsym.common.distributed.rank_generator`); the per-input
+        results are gathered in rank order, so every rank returns all of them.
 
     Returns
     -------
@@ -244,7 +255,10 @@ def estimate(
         raise InvalidArgumentError(
             f"estimators must be a non-empty subset of {ESTIMATORS}; got {estimators}"
         )
-    x = as_inputs(inputs)
+    x, _ = materialise(inputs, max_inputs=max_inputs)
+    reduce_ranks = use_distributed(distributed)
+    if reduce_ranks:
+        generator = _dist.rank_generator(generator)
     if dtype is None:
         first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
         dtype = first.dtype if first is not None and first.dtype == torch.float32 else None
@@ -314,6 +328,12 @@ def estimate(
                 mean[est][name], var[est][name], central4[est][name] = (
                     sel.reshape(name, t) for t in stats[name]
                 )
+    if reduce_ranks:
+        # every rank's per-input rows, in rank order
+        for table in (mean, var, central4):
+            for est in table:
+                table[est] = {k: _dist.all_gather_rows(t) for k, t in table[est].items()}
+        n = _dist.all_reduce_count(n, x.device)
     seconds = time.perf_counter() - start
     return MonteCarloEstimate(
         family=kernel.name,

@@ -30,6 +30,7 @@ inputs, never a per-parameter-per-input tensor unless ``per_sample=True``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 import warnings
 
@@ -40,7 +41,6 @@ from fishsym import engine as _engine
 from fishsym import kernels as _kernels
 from fishsym.common import (
     ModelView,
-    as_inputs,
     cast_inputs,
     check_count,
     check_dtype,
@@ -48,6 +48,9 @@ from fishsym.common import (
     memory_budget,
     parameter_groups,
 )
+from fishsym.common import distributed as _dist
+from fishsym.common.data import DataSource
+from fishsym.common.distributed import use_distributed
 from fishsym.common.progress import progress_bar
 from fishsym.engine import ParamDerivatives
 from fishsym.errors import (
@@ -282,6 +285,36 @@ class _Sums:
             for name, shape in shapes.items()
         }
 
+    def ensure(self, n_rows: int) -> None:
+        """Room for ``n_rows`` per-input rows (a stream of unknown length grows them by
+        doubling)."""
+        if not self.per_sample:
+            return
+        for store in self.data.values():
+            for q, t in store.items():
+                if t.shape[0] < n_rows:
+                    grown = t.new_zeros(max(n_rows, 2 * t.shape[0]), *t.shape[1:])
+                    grown[: t.shape[0]] = t
+                    store[q] = grown
+
+    def trim(self, n_rows: int) -> None:
+        """Drop per-input rows beyond the ``n_rows`` inputs read."""
+        if self.per_sample:
+            for store in self.data.values():
+                for q in store:
+                    store[q] = store[q][:n_rows]
+
+    def reduce_ranks(self, n_local: int, device) -> int:
+        """Sum (or, per input, gather in rank order) the sums across ranks; return the
+        number of inputs over all ranks."""
+        if self.per_sample:
+            for store in self.data.values():
+                for q in store:
+                    store[q] = _dist.all_gather_rows(store[q])
+        else:
+            _dist.all_reduce_sum([t for store in self.data.values() for t in store.values()])
+        return _dist.all_reduce_count(n_local, device)
+
     def add(self, pd: ParamDerivatives, moments: dict[str, Tensor | None], rows: slice) -> None:
         """Reduce one block's per-unit moments into its parameter's sums: the block knows
         its own factorisation (:meth:`ParamDerivatives.reduce`)."""
@@ -303,7 +336,7 @@ class _CostClock:
     #: blocks timed (after the first) before the projection is made
     BLOCKS = 2
 
-    def __init__(self, total_units: int):
+    def __init__(self, total_units: int | None):
         self.total = total_units
         self.done = 0
         self.blocks = 0
@@ -320,7 +353,9 @@ class _CostClock:
         if self.blocks == 1:
             self.start, self.warm_units = now, self.done
             return None
-        if self.reported or self.blocks <= self.BLOCKS or self.done >= self.total:
+        if self.total is None or self.reported or self.blocks <= self.BLOCKS:
+            return None
+        if self.done >= self.total:
             return None
         self.reported = True
         rate = (self.done - self.warm_units) / max(now - self.start, 1e-9)
@@ -369,6 +404,8 @@ def fisher_variances(
     max_memory: float | None = None,
     estimators=("squared_score", "neg_hessian"),
     labels=None,
+    max_inputs: int | None = None,
+    distributed: bool | None = None,
 ) -> FisherVariances:
     """Exact conditional Fisher diagonal and single-label estimator variances of every
     parameter, averaged over ``inputs`` (docs/theory.md §2, §3, §5, §7).
@@ -385,7 +422,10 @@ def fisher_variances(
         family. It is never modified (computations use cast copies of its tensors).
         Must be deterministic: Dropout / BatchNorm / RReLU in training mode are rejected.
     inputs:
-        ``[n_inputs, ...]``, what ``model`` takes.
+        ``[n_inputs, ...]``, what ``model`` takes: a tensor, an array, a ``Dataset``, or
+        a ``DataLoader`` / iterable of batches ``x`` or ``(x, y)`` (``y``: data labels,
+        for the data-label estimators), streamed one batch at a time
+        (:mod:`fishsym.common.data`). The result does not depend on the batching.
     family:
         Registered family name (sizes inferred from the model's output dimension), an
         ``ExponentialFamily`` or a family kernel.
@@ -416,7 +456,14 @@ def fisher_variances(
         ``"empirical"`` and ``"batched_score_data"``. ``var1``/``var2`` are always there.
     labels:
         Data labels, one per input (``[n_inputs, *obs_shape]``), for the data-label
-        estimators.
+        estimators and in-memory ``inputs`` (a stream brings its own).
+    max_inputs:
+        Use at most this many inputs (the first ones read).
+    distributed:
+        Under an initialised ``torch.distributed`` process group, each rank passes its
+        own inputs and gets the result over all ranks' inputs (sums and counts are
+        all-reduced; :mod:`fishsym.common.distributed`). ``None``: whenever a group with
+        more than one rank is initialised; ``False``: this rank's inputs only.
     max_memory:
         Bytes the result may take (default: half of this machine's memory); a
         ``per_sample`` request over it is refused before anything is allocated. When
@@ -445,10 +492,13 @@ def fisher_variances(
             raise ArgumentTypeError(f"{flag} must be True or False; got {value!r}")
     estimators = _check_estimators(estimators)
     extra = sorted({q for e in estimators for q in _est.EXTRA_QUANTITIES.get(e, ())})
-    x = as_inputs(inputs)
+    source = DataSource(inputs, max_inputs=max_inputs, labels=labels)
+    reduce_ranks = use_distributed(distributed)
     view = ModelView(model, dtype, output=output)
-    x = cast_inputs(x, dtype, view.device)
-    out_dim = view.probe(x)
+    stream = source.batches()
+    first_x, first_y = next(stream)
+    first_x = cast_inputs(first_x, dtype, view.device)
+    out_dim = view.probe(first_x)
     eng = _engine.select(view, path)
     if view.frozen:
         warnings.warn(
@@ -457,13 +507,18 @@ def fisher_variances(
             DerivativeWarning,
             stacklevel=2,
         )
-    n_inputs = x.shape[0]
     kernel = _kernels.for_output(family, out_dim)
-    data_t = _data_statistics(kernel, labels, estimators, n_inputs, dtype, view.device)
-    eng.prepare(x)
+    wanted_labels = [e for e in estimators if e in _est.DATA_LABEL_ESTIMATORS]
+    if wanted_labels and first_y is None:
+        raise InvalidArgumentError(
+            f"estimators {wanted_labels} use the data labels: pass labels=, one per input, "
+            "or batches (x, y)"
+        )
+    eng.prepare(first_x)
     # working memory of the engine: the user's max_memory when given
     work = MEMORY_BUDGET if max_memory is None else memory_budget(max_memory, view.device)
-    chunk = min(n_inputs, chunk_size or eng.default_chunk(dtype, work, out_dim))
+    chunk = chunk_size or eng.default_chunk(dtype, work, out_dim)
+    known = source.known_length()
 
     names = eng.param_names()
     shapes = {name: view.params[name].shape for name in names}
@@ -472,60 +527,92 @@ def fisher_variances(
     itemsize = torch.finfo(dtype).bits // 8
     budget = memory_budget(max_memory, view.device)
     per_input_bytes = n_entries * n_quantities * itemsize
-    check_memory(
-        per_input_bytes * (n_inputs if per_sample else 1),
-        budget,
-        f"fisher_variances(per_sample={per_sample}) for {n_inputs} inputs × {n_entries:,} "
-        f"parameter entries × {n_quantities} quantities",
-        f"At most {max(0, budget // per_input_bytes):,} inputs fit per_sample=True; pass "
-        "fewer inputs, per_sample=False (input averages), or a larger max_memory.",
+
+    def check_rows(n_rows):
+        check_memory(
+            per_input_bytes * (n_rows if per_sample else 1),
+            budget,
+            f"fisher_variances(per_sample={per_sample}) for {n_rows} inputs × "
+            f"{n_entries:,} parameter entries × {n_quantities} quantities",
+            f"At most {max(0, budget // per_input_bytes):,} inputs fit per_sample=True; pass "
+            "fewer inputs (max_inputs=), per_sample=False (input averages), or a larger "
+            "max_memory.",
+        )
+
+    check_rows(known or first_x.shape[0])
+    sums = _Sums(
+        shapes, known or first_x.shape[0], dtype, per_sample, bounds, view.device, extra
     )
-    sums = _Sums(shapes, n_inputs, dtype, per_sample, bounds, x.device, extra)
     methods: dict[str, set[str]] = {}
     routes: dict[str, set[str]] = {}
 
-    starts = list(range(0, n_inputs, chunk))
-    total = sum(eng.steps(min(chunk, n_inputs - start), chunk, out_dim) for start in starts)
-    bar = progress_bar(total, "fisher_variances", progress, delay=PROGRESS_DELAY, unit="step")
-    clock = _CostClock(n_entries * n_inputs)
+    if source.in_memory:
+        n = known
+        total = sum(eng.steps(min(chunk, n - s), chunk, out_dim) for s in range(0, n, chunk))
+        bar = progress_bar(total, "fisher_variances", progress, delay=PROGRESS_DELAY, unit="step")
+    else:
+        # a stream: count inputs (the steps per batch are known only as batches arrive)
+        bar = progress_bar(
+            known,
+            "fisher_variances",
+            progress,
+            delay=PROGRESS_DELAY,
+            unit="input",
+            bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} inputs [{elapsed}<{remaining}]",
+        )
+    clock = _CostClock(n_entries * known if known else None)
+    n_inputs = 0
     with torch.no_grad() if eng.no_grad else contextlib.nullcontext():
-        for start in starts:
-            rows = slice(start, min(start + chunk, n_inputs))
-            h, batches = eng.batches(x[rows], out_dim)
-            _check_h(kernel, h, rows)
-            spectrum = None
-            if bounds:
-                # the bounds use only the certified fields: skip the local search
-                spectrum = kernel.spectrum(h, local=False)
-                paper = paper_spectrum(kernel, h, spectrum)
-                for key, how in {**spectrum.methods, **paper}.items():
-                    methods.setdefault(key, set()).add(str(how))
-            for batch in batches:
-                for pd, moments in zip(
-                    batch,
-                    _batched_moments(
-                        kernel,
-                        h,
+        for index, (xb, yb) in enumerate(itertools.chain([(first_x, first_y)], stream)):
+            xb = xb if index == 0 else cast_inputs(xb, dtype, view.device)
+            if wanted_labels and yb is None:
+                raise InvalidArgumentError(
+                    f"estimators {wanted_labels} use the data labels: batch {index} has none"
+                )
+            tb = None if not wanted_labels else kernel.suff_stat(yb.to(view.device), dtype)
+            for start in range(0, xb.shape[0], chunk):
+                local = slice(start, min(start + chunk, xb.shape[0]))
+                rows = slice(n_inputs + local.start, n_inputs + local.stop)
+                if per_sample:
+                    check_rows(rows.stop)
+                    sums.ensure(rows.stop)
+                h, batches = eng.batches(xb[local], out_dim)
+                _check_h(kernel, h, rows)
+                spectrum = None
+                if bounds:
+                    # the bounds use only the certified fields: skip the local search
+                    spectrum = kernel.spectrum(h, local=False)
+                    paper = paper_spectrum(kernel, h, spectrum)
+                    for key, how in {**spectrum.methods, **paper}.items():
+                        methods.setdefault(key, set()).add(str(how))
+                n_steps = eng.steps(local.stop - local.start, chunk, out_dim)
+                for batch in batches:
+                    for pd, moments in zip(
                         batch,
-                        spectrum,
-                        extra,
-                        None if data_t is None else data_t[rows],
-                    ),
-                    strict=True,
-                ):
-                    sums.add(pd, moments, rows)
-                    routes.setdefault(pd.name, set()).add(_route(eng, pd))
-                bar.update(1)
-                estimate = clock.tick(sum(pd.n_units() for pd in batch))
-                if estimate is not None and estimate > GENERIC_WARN_SECONDS:
-                    warnings.warn(
-                        f"{eng.path} path: about {estimate:.0f} s in all for {n_entries:,} "
-                        f"parameter entries × {n_inputs} inputs ({eng.cost_note}; measured on "
-                        "the steps done so far)",
-                        DerivativeWarning,
-                        stacklevel=2,
-                    )
+                        _batched_moments(
+                            kernel, h, batch, spectrum, extra, None if tb is None else tb[local]
+                        ),
+                        strict=True,
+                    ):
+                        sums.add(pd, moments, rows)
+                        routes.setdefault(pd.name, set()).add(_route(eng, pd))
+                    bar.update(1 if source.in_memory else (local.stop - local.start) / n_steps)
+                    estimate = clock.tick(sum(pd.n_units() for pd in batch))
+                    if estimate is not None and estimate > GENERIC_WARN_SECONDS:
+                        warnings.warn(
+                            f"{eng.path} path: about {estimate:.0f} s in all for "
+                            f"{n_entries:,} parameter entries × {known} inputs "
+                            f"({eng.cost_note}; measured on the steps done so far)",
+                            DerivativeWarning,
+                            stacklevel=2,
+                        )
+            n_inputs += xb.shape[0]
     bar.close()
+    sums.trim(n_inputs)
+    if reduce_ranks:
+        # every rank's sums over its own inputs, summed: the result over all inputs
+        n_inputs = sums.reduce_ranks(n_inputs, view.device)
+        methods, routes = _dist.union_of_sets(methods), _dist.union_of_sets(routes)
     res = _finish(
         sums,
         kernel,
@@ -541,24 +628,6 @@ def fisher_variances(
     res.var2_routes.update({name: " + ".join(sorted(routes[name])) for name in names})
     res.cost = {e: _est.cost(e, n_inputs, out_dim) for e in estimators}
     return res
-
-
-def _data_statistics(kernel, labels, estimators, n_inputs, dtype, device) -> Tensor | None:
-    """``t(y_n)`` ``[n, d]`` of the data labels, when a data-label estimator is asked for."""
-    wanted = [e for e in estimators if e in _est.DATA_LABEL_ESTIMATORS]
-    if labels is None:
-        if wanted:
-            raise InvalidArgumentError(
-                f"estimators {wanted} use the data labels: pass labels=, one per input"
-            )
-        return None
-    labels = torch.as_tensor(labels, device=device)
-    if labels.dim() < 1 or labels.shape[0] != n_inputs:
-        raise ShapeError(
-            f"labels must hold one data label per input ({n_inputs}); got shape "
-            f"{tuple(labels.shape)}"
-        )
-    return kernel.suff_stat(labels, dtype)
 
 
 def _check_estimators(estimators) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ Three independent routes, one per stage of the pipeline:
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -38,7 +39,10 @@ from torch import Tensor, nn
 
 from fishsym import engine as _engine
 from fishsym import kernels as _kernels
-from fishsym.common import ModelView, as_inputs, cast_inputs, check_count, check_dtype
+from fishsym.common import ModelView, cast_inputs, check_count, check_dtype
+from fishsym.common import distributed as _dist
+from fishsym.common.data import DataSource
+from fishsym.common.distributed import use_distributed
 from fishsym.errors import InvalidArgumentError, ShapeError, UnsupportedModelError
 
 #: the moments, and which of them are quadratic in ``u`` (the rest are quartic in ``u``
@@ -194,6 +198,8 @@ def empirical_fisher_exact(
     chunk_size: int = 128,
     dtype: torch.dtype | None = None,
     path: str = "auto",
+    max_inputs: int | None = None,
+    distributed: bool | None = None,
 ) -> EmpiricalFisherMoments:
     """Exact moments of the empirical Fisher, the Fisher and ``V₁``/``V₂`` for **every**
     parameter (docs/theory.md §5 formulas on the engine's ``u``, ``w``).
@@ -202,13 +208,15 @@ def empirical_fisher_exact(
     ----------
     model: an ``nn.Module`` whose output is the natural parameter ``h`` of the family
         (never modified); MLPs take the structured path, other models the generic one.
-    inputs: ``[n, *input_shape]``.
+    inputs: ``[n, *input_shape]``, or a ``Dataset`` / ``DataLoader`` of batches
+        ``(x, y)`` whose ``y`` are the data labels (:mod:`fishsym.common.data`).
     kernel: a :mod:`fishsym.kernels` family kernel, or a family (name, symbolic family).
     teacher_h: ``[n, d]`` natural parameters of the data labels (same family), or
     labels: fixed data labels, one per input (``[n, *obs_shape]``).
     chunk_size: inputs per engine pass.
     dtype: working dtype (default float64).
     path: the engine, as for :func:`fishsym.fisher_variances`.
+    max_inputs, distributed: as for :func:`fishsym.fisher_variances`.
 
     Returns
     -------
@@ -218,31 +226,60 @@ def empirical_fisher_exact(
     """
     dtype = check_dtype(dtype)
     chunk_size = check_count(chunk_size, "chunk_size")
-    x = as_inputs(inputs)
+    source = DataSource(inputs, max_inputs=max_inputs)
+    reduce_ranks = use_distributed(distributed)
     view = ModelView(model, dtype)
-    x = cast_inputs(x, dtype, view.device)
-    out_dim = view.probe(x)
-    model_out = view.outputs(x)
-    _check_data_labels(model_out, teacher_h, labels)
+    stream = source.batches()
+    first_x, first_y = next(stream)
+    first_x = cast_inputs(first_x, dtype, view.device)
+    out_dim = view.probe(first_x)
+    if not source.in_memory:
+        if teacher_h is not None or labels is not None:
+            raise InvalidArgumentError(
+                "with a dataset or data loader the data labels come from its batches "
+                "(x, y); teacher_h= and labels= go with in-memory inputs"
+            )
+        if first_y is None:
+            raise InvalidArgumentError(
+                "the empirical Fisher needs data labels: give batches (x, y)"
+            )
+    else:
+        if source.max_inputs is not None:
+            teacher_h = None if teacher_h is None else teacher_h[: source.max_inputs]
+            labels = None if labels is None else labels[: source.max_inputs]
+        model_out = view.outputs(first_x)
+        _check_data_labels(model_out, teacher_h, labels)
     kernel = _kernels.for_output(kernel, out_dim)
     eng = _engine.select(view, path)
-    eng.prepare(x)
+    eng.prepare(first_x)
     shapes = {name: view.params[name].shape for name in eng.param_names()}
     store = {
-        name: {q: torch.zeros(shape, dtype=dtype, device=x.device) for q in QUANTITIES}
+        name: {q: torch.zeros(shape, dtype=dtype, device=view.device) for q in QUANTITIES}
         for name, shape in shapes.items()
     }
-    n_inputs = x.shape[0]
+    n_inputs = 0
     with torch.no_grad() if eng.no_grad else contextlib.nullcontext():
-        for start in range(0, n_inputs, chunk_size):
-            rows = slice(start, min(start + chunk_size, n_inputs))
-            th = None if teacher_h is None else teacher_h[rows].to(device=x.device, dtype=dtype)
-            lab = None if labels is None else labels[rows]
-            h, batches = eng.batches(x[rows], out_dim)
-            for batch in batches:
-                for pd in batch:
-                    moments = _unit_moments(kernel, h, pd.jac, pd.hess_diag, th, lab)
-                    pd.reduce(store[pd.name], moments, rows, False, power2=POWER2)
+        for index, (xb, yb) in enumerate(itertools.chain([(first_x, first_y)], stream)):
+            xb = xb if index == 0 else cast_inputs(xb, dtype, view.device)
+            if not source.in_memory:
+                if yb is None:
+                    raise InvalidArgumentError(f"inputs: batch {index} has no labels (x, y)")
+                labels = yb
+            for start in range(0, xb.shape[0], chunk_size):
+                rows = slice(start, min(start + chunk_size, xb.shape[0]))
+                th = None
+                if teacher_h is not None:
+                    th = teacher_h[rows].to(device=view.device, dtype=dtype)
+                lab = None if labels is None else labels[rows]
+                h, batches = eng.batches(xb[rows], out_dim)
+                for batch in batches:
+                    for pd in batch:
+                        moments = _unit_moments(kernel, h, pd.jac, pd.hess_diag, th, lab)
+                        pd.reduce(store[pd.name], moments, rows, False, power2=POWER2)
+            n_inputs += xb.shape[0]
+    if reduce_ranks:
+        _dist.all_reduce_sum([t for st in store.values() for t in st.values()])
+        n_inputs = _dist.all_reduce_count(n_inputs, view.device)
     res = EmpiricalFisherMoments(n_inputs=n_inputs)
     for q in QUANTITIES:
         getattr(res, q).update({name: store[name][q].detach() / n_inputs for name in shapes})

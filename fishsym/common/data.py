@@ -1,0 +1,204 @@
+"""Inputs as a stream of batches: tensors, arrays, datasets and data loaders alike.
+
+Every numeric entry point takes ``inputs`` as one of
+
+* a tensor, a numpy array or nested lists ``[n_inputs, ...]`` (held in memory; one batch);
+* a ``torch.utils.data.Dataset`` (map-style, one example per index, read in order in
+  batches of ``DATASET_BATCH``);
+* a ``torch.utils.data.DataLoader`` or any other iterable of batches — each batch a
+  tensor ``x`` or a tuple/list ``(x, y, ...)`` whose second element ``y`` holds the data
+  labels (used only by estimators that need them, e.g. the empirical Fisher).
+
+:class:`DataSource` checks every batch as :func:`~fishsym.common.inputs.as_inputs`
+checks a tensor, keeps one batch in memory at a time, and stops after ``max_inputs``
+inputs. A sum over the batches of a stream equals the sum over the concatenated tensor
+(the tests hold the two to each other), so the result does not depend on how the data
+were batched — only round-off in the last bits does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fishsym.common.inputs import as_inputs, check_count
+from fishsym.errors import ArgumentTypeError, InvalidArgumentError, ShapeError
+
+#: examples per batch when a map-style ``Dataset`` is read
+DATASET_BATCH = 256
+
+
+def _is_array_like(data) -> bool:
+    return isinstance(data, (Tensor, np.ndarray, list, tuple)) or np.isscalar(data)
+
+
+class DataSource:
+    """``inputs`` (and, where given, data labels) as checked batches ``(x, y)``.
+
+    Parameters
+    ----------
+    data:
+        A tensor/array/nested list, a map-style ``Dataset``, or an iterable of batches.
+    argname:
+        The argument's name in error messages.
+    max_inputs:
+        Read at most this many inputs (``None``: all).
+    labels:
+        Data labels for in-memory ``data`` (one per input); a stream brings its own as
+        the second element of each batch and must not be given ``labels`` as well.
+    """
+
+    def __init__(self, data, *, argname: str = "inputs", max_inputs=None, labels=None):
+        self.argname = argname
+        self.max_inputs = None if max_inputs is None else check_count(max_inputs, "max_inputs")
+        self._first: tuple[Tensor, Tensor | None] | None = None
+        self._consumed = False
+        self.tensor: Tensor | None = None
+        self.labels = None
+        if _is_array_like(data):
+            x = as_inputs(data, argname)
+            if labels is not None:
+                labels = torch.as_tensor(labels)
+                if labels.dim() < 1 or labels.shape[0] != x.shape[0]:
+                    raise ShapeError(
+                        f"labels must hold one data label per input ({x.shape[0]}); got "
+                        f"shape {tuple(labels.shape)}"
+                    )
+            if self.max_inputs is not None:
+                x = x[: self.max_inputs]
+                labels = None if labels is None else labels[: self.max_inputs]
+            self.tensor, self.labels = x, labels
+            self._iterable = None
+            self.one_shot = False
+            return
+        if labels is not None:
+            raise InvalidArgumentError(
+                f"labels= goes with in-memory {argname} only; a dataset or data loader "
+                "brings its labels as the second element of each batch, (x, y)"
+            )
+        if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__getitem__"):
+            if not hasattr(data, "__len__"):
+                raise ArgumentTypeError(
+                    f"{argname}: a map-style Dataset needs __len__; wrap it in a DataLoader"
+                )
+            data = torch.utils.data.DataLoader(data, batch_size=DATASET_BATCH, shuffle=False)
+        if not isinstance(data, Iterable):
+            raise ArgumentTypeError(
+                f"{argname} must be a tensor, an array, nested lists of numbers, a "
+                "torch Dataset, or an iterable / DataLoader of batches (x or (x, y)); got "
+                f"{type(data).__name__}"
+            )
+        self._iterable = data
+        # an iterator is consumed by reading it: it can be read once only
+        self.one_shot = iter(data) is data
+
+    # ------------------------------------------------------------------ what is known
+    @property
+    def in_memory(self) -> bool:
+        return self.tensor is not None
+
+    def known_length(self) -> int | None:
+        """The number of inputs, where it is known before reading (tensors, datasets and
+        loaders with a sized sampler); ``None`` otherwise."""
+        if self.tensor is not None:
+            return self.tensor.shape[0]
+        n = None
+        loader = self._iterable
+        if isinstance(loader, torch.utils.data.DataLoader):
+            try:
+                if loader.batch_size is not None and not loader.drop_last:
+                    n = len(loader.sampler)
+                elif loader.batch_size is not None:
+                    n = len(loader) * loader.batch_size
+            except TypeError:
+                n = None
+        if n is not None and self.max_inputs is not None:
+            n = min(n, self.max_inputs)
+        return n
+
+    # ------------------------------------------------------------------ reading
+    def _split(self, batch, index: int) -> tuple[Tensor, Tensor | None]:
+        if isinstance(batch, (tuple, list)) and batch and not _numbers(batch):
+            x, y = batch[0], (batch[1] if len(batch) > 1 else None)
+        elif isinstance(batch, dict):
+            raise ArgumentTypeError(
+                f"{self.argname}: batch {index} is a dict; give batches as x or (x, y) "
+                "(e.g. a collate_fn returning (batch['pixel_values'], batch['label']))"
+            )
+        else:
+            x, y = batch, None
+        x = as_inputs(x, f"{self.argname} (batch {index})")
+        if y is not None:
+            y = torch.as_tensor(y)
+            if y.dim() < 1 or y.shape[0] != x.shape[0]:
+                raise ShapeError(
+                    f"{self.argname}: batch {index} has {x.shape[0]} inputs but labels of "
+                    f"shape {tuple(y.shape)}; give one label per input"
+                )
+        return x, y
+
+    def batches(self) -> Iterator[tuple[Tensor, Tensor | None]]:
+        """The checked batches ``(x, y)`` (``y``: ``None`` without labels), at most
+        ``max_inputs`` inputs in all; every batch's trailing shape and dtype kind match
+        the first's."""
+        if self.tensor is not None:
+            yield self.tensor, self.labels
+            return
+        if self._consumed:
+            raise InvalidArgumentError(
+                f"{self.argname} is an iterator that has been read already; pass a "
+                "DataLoader, a Dataset or a tensor to read the data more than once"
+            )
+        self._consumed = self.one_shot
+        seen, ref = 0, None
+        for index, batch in enumerate(self._iterable):
+            x, y = self._split(batch, index)
+            if ref is None:
+                ref = (x.shape[1:], x.is_floating_point())
+            elif (x.shape[1:], x.is_floating_point()) != ref:
+                raise ShapeError(
+                    f"{self.argname}: batch {index} has inputs of shape {tuple(x.shape[1:])} "
+                    f"({x.dtype}); the first batch's are {tuple(ref[0])} — every batch must "
+                    "hold inputs of one shape and kind"
+                )
+            if self.max_inputs is not None and seen + x.shape[0] > self.max_inputs:
+                keep = self.max_inputs - seen
+                x, y = x[:keep], (None if y is None else y[:keep])
+            seen += x.shape[0]
+            if x.shape[0]:
+                yield x, y
+            if self.max_inputs is not None and seen >= self.max_inputs:
+                return
+        if ref is None:
+            raise ShapeError(f"{self.argname} yielded no batch; at least one input is needed")
+
+    def materialise(self) -> tuple[Tensor, Tensor | None]:
+        """All inputs (and labels, if every batch had them) as one tensor each — for
+        routes that need the inputs together (label sampling rounds, the oracles)."""
+        if self.tensor is not None:
+            return self.tensor, self.labels
+        xs, ys = [], []
+        for x, y in self.batches():
+            xs.append(x)
+            ys.append(y)
+        labels = None if any(y is None for y in ys) else torch.cat(ys)
+        return torch.cat(xs), labels
+
+
+def _numbers(batch) -> bool:
+    """Whether a list/tuple batch is itself numeric data (nested lists of numbers)."""
+    first = batch[0]
+    return isinstance(first, (int, float, np.number)) or (
+        isinstance(first, (list, tuple)) and bool(first) and _numbers(first)
+    )
+
+
+def materialise(data, argname: str = "inputs", max_inputs=None, labels=None):
+    """``(x, labels)`` of any accepted ``data``, concatenated (:meth:`DataSource.materialise`)."""
+    return DataSource(data, argname=argname, max_inputs=max_inputs, labels=labels).materialise()
+
+
+__all__ = ["DATASET_BATCH", "DataSource", "materialise"]
