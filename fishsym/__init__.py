@@ -20,6 +20,7 @@ _LAZY = {
     "fisher_variances": "fishsym.variance",
     "FisherVariances": "fishsym.variance",
     "load": "fishsym.variance.storage",
+    "plot_over_training": "fishsym.variance.plots",
     "diagonal_fisher": "fishsym.montecarlo.diagonal",
     "DiagonalFisher": "fishsym.montecarlo.diagonal",
 }
@@ -43,5 +44,6 @@ __all__ = [
     "diagonal_fisher",
     "DiagonalFisher",
     "load",
+    "plot_over_training",
     *sorted(_SUBMODULES),
 ]

@@ -16,6 +16,10 @@ from paper_checks._runner import CHECKS, DEFAULT_OUT, run_all
 
 
 def main(argv: list[str] | None = None) -> int:
+    import matplotlib as mpl
+
+    # a batch job that writes files: no window, whatever the desktop has
+    mpl.use("Agg")
     parser = argparse.ArgumentParser(
         prog="python -m paper_checks",
         description="Verify the claims of Soen & Sun (NeurIPS 2024) with fishsym and write "

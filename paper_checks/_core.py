@@ -174,10 +174,9 @@ def fmt(value) -> str:
 
 
 def matplotlib():
-    """``matplotlib.pyplot`` with the non-interactive Agg backend."""
-    import matplotlib as mpl
-
-    mpl.use("Agg")
+    """``matplotlib.pyplot`` with whatever backend the session has: inline in Jupyter,
+    a window on a desktop, Agg where there is no display (the report runner,
+    ``python -m paper_checks``, chooses Agg itself)."""
     import matplotlib.pyplot as plt
 
     return plt

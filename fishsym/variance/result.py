@@ -66,7 +66,11 @@ class FisherVariances:
         bound was obtained (from the kernel's ``Spectrum.methods``).
     var_fisher_over_inputs:
         ``Var_x I(θ_i|x)`` over the given inputs (population variance), shaped like the
-        parameter: the input-randomness term of docs/theory.md §5.
+        parameter: the input-randomness term of docs/theory.md §5. Without
+        ``per_sample`` it is formed as ``mean(I²) − mean(I)²`` from the factorised sums
+        (no per-input values exist), so its absolute error is of order
+        ``n_inputs · eps · mean(I²)``: entries whose spread over inputs is tiny against
+        their mean are known to that absolute accuracy only.
     per_sample:
         Whether ``fisher``, ``var1``, ``var2``, ``bounds`` keep the input axis.
     family, kernel:
@@ -257,6 +261,14 @@ class FisherVariances:
             )
             for group, names in self.groups.items()
         }
+
+    def plot(self, *, rel_error: float = 0.1, estimators=None, path=None, title=None):
+        """Per layer: the mean Fisher, the one-draw std of each estimator and the bounds
+        (log scale, exact zeros marked), and the labels per input each estimator needs for
+        ``rel_error``; returns the matplotlib figure (:func:`fishsym.variance.plots.plot_result`)."""
+        from fishsym.variance.plots import plot_result
+
+        return plot_result(self, rel_error=rel_error, estimators=estimators, path=path, title=title)
 
     @property
     def family(self):
