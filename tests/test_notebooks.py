@@ -6,7 +6,6 @@ own (inline) backend, and every cell that shows a figure must come back with an 
 a notebook, or a library call, that forces a non-interactive backend shows none.
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -42,11 +41,16 @@ def test_no_forced_backend():
     """Neither the notebooks nor the library choose a matplotlib backend (the report
     runner, a batch job, is the one place that does)."""
     root = NOTEBOOK_DIR.parent
-    sources = [*NOTEBOOKS, *(root / "fishsym").rglob("*.py"), *(root / "paper_checks").rglob("*.py")]
+    sources = [
+        *NOTEBOOKS,
+        *(root / "fishsym").rglob("*.py"),
+        *(root / "paper_checks").rglob("*.py"),
+    ]
     offenders = [
         p.name
         for p in sources
-        if p.name != "__main__.py" and ("matplotlib.use(" in p.read_text() or "mpl.use(" in p.read_text())
+        if p.name != "__main__.py"
+        and any(u in p.read_text() for u in ("matplotlib.use(", "mpl.use("))
     ]
     assert not offenders, f"these force a matplotlib backend: {offenders}"
 

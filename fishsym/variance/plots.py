@@ -92,10 +92,25 @@ def _check_estimators(res, estimators):
 
 
 def _mark_zero(ax, x, marker_color, floor):
-    ax.scatter([x], [floor], marker="v", facecolors="none", edgecolors=marker_color, s=60,
-               zorder=3, clip_on=False)
-    ax.annotate("= 0", (x, floor), textcoords="offset points", xytext=(0, 6), ha="center",
-                fontsize=7, color=marker_color)
+    ax.scatter(
+        [x],
+        [floor],
+        marker="v",
+        facecolors="none",
+        edgecolors=marker_color,
+        s=60,
+        zorder=3,
+        clip_on=False,
+    )
+    ax.annotate(
+        "= 0",
+        (x, floor),
+        textcoords="offset points",
+        xytext=(0, 6),
+        ha="center",
+        fontsize=7,
+        color=marker_color,
+    )
 
 
 def plot_result(res, *, rel_error: float = 0.1, estimators=None, path=None, title=None):
@@ -113,13 +128,13 @@ def plot_result(res, *, rel_error: float = 0.1, estimators=None, path=None, titl
     quantities = _quantities(res, estimators)
     colors = {k: f"C{i}" for i, k in enumerate(quantities)}
     fig, (ax, ax_labels) = plt.subplots(
-        1, 2, figsize=(max(8.0, 2.2 * len(groups) + 5), 4.4),
+        1,
+        2,
+        figsize=(max(8.0, 2.2 * len(groups) + 5), 4.4),
         gridspec_kw={"width_ratios": [3, 2]},
     )
     width = 0.8 / len(quantities)
-    stats = {
-        (k, g): _stats(_flat(q, res.groups[g])) for k, q in quantities.items() for g in groups
-    }
+    stats = {(k, g): _stats(_flat(q, res.groups[g])) for k, q in quantities.items() for g in groups}
     positive = [s for s in stats.values() if s is not None]
     floor = min(s[0] for s in positive) / 10 if positive else 1e-12
     drawn = set()
@@ -132,16 +147,28 @@ def plot_result(res, *, rel_error: float = 0.1, estimators=None, path=None, titl
                 drawn.add(k)
                 continue
             lo, med, hi = s
-            ax.errorbar([x], [med], yerr=[[med - lo], [hi - med]], fmt=STYLE[k][0],
-                        color=colors[k], capsize=2, ms=5)
+            ax.errorbar(
+                [x],
+                [med],
+                yerr=[[med - lo], [hi - med]],
+                fmt=STYLE[k][0],
+                color=colors[k],
+                capsize=2,
+                ms=5,
+            )
             drawn.add(k)
             bound_key = {"squared_score": "squared_score", "neg_hessian": "neg_hessian"}.get(k)
             if res.bounds is not None and bound_key is not None:
                 for side in ("lower", "upper"):
                     b = _stats(_flat(res.mean_bounds[bound_key][side], res.groups[g]).sqrt())
                     if b is not None:
-                        ax.plot([x - width / 2, x + width / 2], [b[1], b[1]], color=colors[k],
-                                lw=1.5, ls=":" if side == "lower" else "-")
+                        ax.plot(
+                            [x - width / 2, x + width / 2],
+                            [b[1], b[1]],
+                            color=colors[k],
+                            lw=1.5,
+                            ls=":" if side == "lower" else "-",
+                        )
                         drawn.add("bounds")
     ax.set_yscale("log")
     ax.set_ylim(bottom=floor / 2)
@@ -151,7 +178,8 @@ def plot_result(res, *, rel_error: float = 0.1, estimators=None, path=None, titl
     ax.set_title("mean Fisher and one-draw std (median, 10–90 %)", fontsize=9)
     handles = [
         plt.Line2D([], [], marker=STYLE[k][0], color=colors[k], ls="", label=STYLE[k][1])
-        for k in quantities if k in drawn
+        for k in quantities
+        if k in drawn
     ]
     if "bounds" in drawn:
         handles.append(plt.Line2D([], [], color="gray", lw=1.5, label="bound √V, upper"))
@@ -180,18 +208,23 @@ def plot_result(res, *, rel_error: float = 0.1, estimators=None, path=None, titl
         f"labels per input for {rel_error:.0%} error of the layer's F̄ (Chebyshev, 95 %)",
         fontsize=9,
     )
-    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8,
-               frameon=False)
-    fig.suptitle(title or f"{res.family.name if hasattr(res.family, 'name') else ''} — "
-                 f"{res.n_inputs} inputs", fontsize=10)
+    fig.legend(
+        handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False
+    )
+    fig.suptitle(
+        title
+        or f"{res.family.name if hasattr(res.family, 'name') else ''} — {res.n_inputs} inputs",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0.08 + 0.04 * (len(handles) > 4), 1, 0.95))
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
 
 
-def plot_over_training(results, steps=None, *, estimators=("squared_score", "neg_hessian"),
-                       path=None, title=None):
+def plot_over_training(
+    results, steps=None, *, estimators=("squared_score", "neg_hessian"), path=None, title=None
+):
     """Per layer, the median entry's mean Fisher ``F̄`` and one-draw ``√V`` of each
     estimator against ``steps`` (default ``0, 1, …``), log₁₀ scale; a quantity zero in a
     whole layer at a step is a hollow triangle on the lower edge. ``results``: a list of
@@ -213,11 +246,13 @@ def plot_over_training(results, steps=None, *, estimators=("squared_score", "neg
     names = layer_names(groups)
     keys = ["fisher", *estimators]
     colors = {k: f"C{i}" for i, k in enumerate(keys)}
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.4 * len(groups), 3.4), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(3.4 * len(groups), 3.4), squeeze=False, sharey=True
+    )
     series = {
         (k, g): [_stats(_flat(_quantities(r, estimators)[k], r.groups[g])) for r in results]
-        for k in keys for g in groups
+        for k in keys
+        for g in groups
     }
     positive = [s[1] for v in series.values() for s in v if s is not None]
     floor = min(positive) / 10 if positive else 1e-12
@@ -225,24 +260,41 @@ def plot_over_training(results, steps=None, *, estimators=("squared_score", "neg
         for k in keys:
             pts = [(t, s[1]) for t, s in zip(steps, series[(k, g)], strict=True) if s is not None]
             if pts:
-                ax.plot(*zip(*pts, strict=True), marker=STYLE[k][0], ms=3, color=colors[k],
-                        label=STYLE[k][1])
+                ax.plot(
+                    *zip(*pts, strict=True),
+                    marker=STYLE[k][0],
+                    ms=3,
+                    color=colors[k],
+                    label=STYLE[k][1],
+                )
             zeros = [t for t, s in zip(steps, series[(k, g)], strict=True) if s is None]
             if zeros:
-                ax.scatter(zeros, [floor] * len(zeros), marker="v", facecolors="none",
-                           edgecolors=colors[k], clip_on=False, zorder=3)
+                ax.scatter(
+                    zeros,
+                    [floor] * len(zeros),
+                    marker="v",
+                    facecolors="none",
+                    edgecolors=colors[k],
+                    clip_on=False,
+                    zorder=3,
+                )
         ax.set_yscale("log")
         ax.set_title(names[g], fontsize=9)
         ax.set_xlabel("step")
     axes[0][0].set_ylabel("median entry, log₁₀ scale")
     axes[0][0].set_ylim(bottom=floor / 2)
-    handles = [plt.Line2D([], [], marker=STYLE[k][0], color=colors[k], label=STYLE[k][1])
-               for k in keys]
+    handles = [
+        plt.Line2D([], [], marker=STYLE[k][0], color=colors[k], label=STYLE[k][1]) for k in keys
+    ]
     if any(s is None for v in series.values() for s in v):
-        handles.append(plt.Line2D([], [], marker="v", ls="", mfc="none", color="gray",
-                                  label="= 0 in the whole layer"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8,
-               frameon=False)
+        handles.append(
+            plt.Line2D(
+                [], [], marker="v", ls="", mfc="none", color="gray", label="= 0 in the whole layer"
+            )
+        )
+    fig.legend(
+        handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False
+    )
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.12, 1, 0.93 if title else 1))
