@@ -2,7 +2,7 @@
 module-level or inside a function):
 
     symbolic → kernels → common → engine → variance → reference → montecarlo
-             → experiments → nets → paper_checks
+             → experiments → nets → paper_checks → cli (python -m fishsym)
 
 A stage imports only from earlier stages (and ``errors``/``data``, which import nothing of
 fishsym's). ``fishsym/__init__.py`` (lazy re-exports) is the only exception.
@@ -27,6 +27,8 @@ RANK = {
     "experiments": 8,
     "nets": 9,
     "paper_checks": 10,
+    "cli": 11,
+    "__main__": 12,
 }
 
 

@@ -439,8 +439,10 @@ def fisher_variances(
     chunk_size:
         Inputs processed at a time (default: chosen to bound peak memory).
     path:
-        ``"auto"`` (structured for supported ``nn.Sequential`` MLPs, else generic with a
-        warning), ``"structured"`` or ``"generic"``.
+        ``"auto"`` (the structured path for supported ``nn.Sequential`` MLPs, else the
+        graph path of any ``torch.func``-traceable model; ``res.path`` says which),
+        ``"structured"``, ``"graph"`` or ``"generic"`` (one forward-over-forward pass per
+        parameter entry and input: slow, for cross-checks).
     progress:
         Show a progress bar: ``None`` shows one only on a terminal or in a notebook, for
         runs still going after ``PROGRESS_DELAY`` seconds.

@@ -169,7 +169,7 @@ def plot_result(res, *, rel_error: float = 0.1, estimators=None, path=None, titl
                             lw=1.5,
                             ls=":" if side == "lower" else "-",
                         )
-                        drawn.add("bounds")
+                        drawn.add(f"bound {side}")
     ax.set_yscale("log")
     ax.set_ylim(bottom=floor / 2)
     ax.set_xticks(range(len(groups)))
@@ -181,8 +181,9 @@ def plot_result(res, *, rel_error: float = 0.1, estimators=None, path=None, titl
         for k in quantities
         if k in drawn
     ]
-    if "bounds" in drawn:
+    if "bound upper" in drawn:
         handles.append(plt.Line2D([], [], color="gray", lw=1.5, label="bound √V, upper"))
+    if "bound lower" in drawn:
         handles.append(plt.Line2D([], [], color="gray", lw=1.5, ls=":", label="bound √V, lower"))
 
     # labels per input for rel_error, per layer and estimator
@@ -203,7 +204,7 @@ def plot_result(res, *, rel_error: float = 0.1, estimators=None, path=None, titl
     ax_labels.set_ylim(0.5, top * 4)
     ax_labels.set_xticks(range(len(groups)))
     ax_labels.set_xticklabels([names[g] for g in groups], rotation=20, ha="right", fontsize=8)
-    ax_labels.set_ylabel("labels per input, log₁₀ scale")
+    ax_labels.set_ylabel("labels (draws) per input, log₁₀ scale")
     ax_labels.set_title(
         f"labels per input for {rel_error:.0%} error of the layer's F̄ (Chebyshev, 95 %)",
         fontsize=9,

@@ -50,6 +50,8 @@ def test_plot_draws_medians_zeros_and_label_budgets(tmp_path):
     assert heights == pytest.approx(expected)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "√V Î₂ neg. Hessian" in legend and "|bias| merging recipe" not in legend
+    # categorical: λ_min(μ₄) = λ_min(I) = 0, so no lower bound is drawn — nor listed
+    assert "bound √V, upper" in legend and "bound √V, lower" not in legend
     plt.close(fig)
 
 
