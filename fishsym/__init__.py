@@ -31,6 +31,8 @@ _SUBMODULES = {
 
 
 def __getattr__(name):
+    if name == "adapters":  # output adapters (fishsym.common.adapters)
+        return import_module("fishsym.common.adapters")
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     if name in _SUBMODULES:
@@ -45,5 +47,6 @@ __all__ = [
     "DiagonalFisher",
     "load",
     "plot_over_training",
+    "adapters",
     *sorted(_SUBMODULES),
 ]

@@ -39,7 +39,13 @@ from fishsym.kernels.categorical import (
 )
 from fishsym.kernels.gaussian import GaussianKernel
 from fishsym.kernels.generic import GenericKernel
-from fishsym.kernels.numeric import NumericFamily, declare, declared, numeric_of
+from fishsym.kernels.numeric import (
+    NumericFamily,
+    declare,
+    declared,
+    numeric_of,
+    register_sampler,
+)
 from fishsym.kernels.spectrum import Spectrum
 from fishsym.symbolic import families
 from fishsym.symbolic.family import ExponentialFamily
@@ -204,6 +210,7 @@ def generic(fam_or_name, **sizes) -> GenericKernel:
 
 
 __all__ = [
+    "register_sampler",
     "get",
     "generic",
     "FamilyKernel",

@@ -32,7 +32,7 @@ import sympy as sp
 import torch
 from sympy.printing.pytorch import TorchPrinter
 
-from fishsym.errors import InfiniteSupportError, NoSamplerError
+from fishsym.errors import InfiniteSupportError, NonFiniteError, NoSamplerError, ShapeError
 from fishsym.kernels import samplers
 from fishsym.kernels.base import (
     FamilyKernel,
@@ -41,7 +41,7 @@ from fishsym.kernels.base import (
     stable_logsumexp,
     stable_softplus,
 )
-from fishsym.kernels.numeric import numeric_of
+from fishsym.kernels.numeric import numeric_of, user_sampler
 from fishsym.kernels.spectrum import (
     FIELDS,
     Spectrum,
@@ -427,14 +427,32 @@ class GenericKernel(FamilyKernel):
         sampler = self.numeric.sampler
         if sampler is not None:
             return sampler(self, h, n, generator)
+        user = user_sampler(self._family.name)
+        if user is not None:
+            return self._checked_user_labels(user(h, n, generator), h, n)
         if _finite_points(self._family.support) is not None:
             return samplers.enumeration(self, h, n, generator)
         raise NoSamplerError(
             f"{self._describe()}: no sampler is available for this family: its support "
             f"{self._family.support!r} is infinite and it is not a registered family with a "
-            "dedicated sampler. Finite supports are sampled by enumeration; register the "
-            "family or sample the labels yourself."
+            "dedicated sampler. Finite supports are sampled by enumeration; give it one with "
+            f"fishsym.kernels.register_sampler({self._family.name!r}, sampler), "
+            "sampler(h, n, generator) -> labels [n, ..., *obs_shape]."
         )
+
+    def _checked_user_labels(self, y, h, n):
+        want = (n, *h.shape[:-1], *self.obs_shape)
+        if not isinstance(y, torch.Tensor) or tuple(y.shape) != want:
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ShapeError(
+                f"the sampler registered for {self._family.name!r} returned {got}; it must "
+                f"return labels [n, ..., *obs_shape] = {want} for h of shape {tuple(h.shape)}"
+            )
+        if y.is_floating_point() and not bool(torch.isfinite(y).all()):
+            raise NonFiniteError(
+                f"the sampler registered for {self._family.name!r} returned NaN or inf labels"
+            )
+        return y.to(h.device)
 
     def _spectrum(self, h, local):
         fisher = self._fisher(h)

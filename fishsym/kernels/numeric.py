@@ -53,6 +53,60 @@ def declare(spec: NumericFamily) -> NumericFamily:
     return spec
 
 
+#: user-registered samplers, keyed by family name (:func:`register_sampler`)
+_USER_SAMPLERS: dict[str, Callable] = {}
+
+
+def register_sampler(family, sampler: Callable) -> None:
+    """Give a user-defined family a label sampler, so that Monte Carlo
+    (:func:`fishsym.montecarlo.estimate`, :func:`fishsym.diagonal_fisher`) can cross-check
+    it — the only route for a family on an infinite support, which cannot be enumerated.
+
+    Parameters
+    ----------
+    family:
+        The family's name, or the :class:`~fishsym.symbolic.ExponentialFamily` itself.
+    sampler:
+        ``sampler(h, n, generator) -> labels``: ``n`` i.i.d. draws from ``p(y|h)`` for
+        natural parameters ``h`` ``[..., d]``, shaped ``[n, ..., *obs_shape]`` (integer
+        dtype for discrete supports), drawn with ``generator`` only (never global random
+        state). fishsym checks the shape and finiteness of what it returns.
+
+    A family that already has a sampler (a registered family's dedicated one, or an
+    earlier registration) is refused: unregister with ``register_sampler(name, None)``.
+    """
+    from fishsym.errors import ArgumentTypeError, InvalidArgumentError
+
+    name = family if isinstance(family, str) else getattr(family, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ArgumentTypeError(
+            f"family must be a family name or an ExponentialFamily; got {family!r}"
+        )
+    if sampler is None:
+        _USER_SAMPLERS.pop(name, None)
+        return
+    if not callable(sampler):
+        raise ArgumentTypeError(
+            f"sampler must be a callable (h, n, generator) -> labels; got {sampler!r}"
+        )
+    if name in _DECLARED and _DECLARED[name].sampler is not None:
+        raise InvalidArgumentError(
+            f"family {name!r} has a dedicated sampler already; register a user family under "
+            "its own name"
+        )
+    if name in _USER_SAMPLERS:
+        raise InvalidArgumentError(
+            f"a sampler for {name!r} is registered already; call register_sampler({name!r}, "
+            "None) first to replace it"
+        )
+    _USER_SAMPLERS[name] = sampler
+
+
+def user_sampler(name: str) -> Callable | None:
+    """The sampler registered for family ``name`` with :func:`register_sampler`."""
+    return _USER_SAMPLERS.get(name)
+
+
 def numeric_of(name: str | None) -> NumericFamily:
     """The declaration of registered family ``name`` (an empty one for others)."""
     return _DECLARED.get(name, NumericFamily(str(name))) if name else NumericFamily("")
@@ -63,4 +117,11 @@ def declared() -> dict[str, NumericFamily]:
     return dict(_DECLARED)
 
 
-__all__ = ["NumericFamily", "declare", "declared", "numeric_of"]
+__all__ = [
+    "NumericFamily",
+    "declare",
+    "declared",
+    "numeric_of",
+    "register_sampler",
+    "user_sampler",
+]
