@@ -102,10 +102,12 @@ def main() -> None:
     base = rows[configs[0]]
     print(f"fisher_variances, MNIST-4L, {args.n} digits, {args.dtype}, {cores} cores")
     print(f"{'processes × threads':<22}{'seconds':>10}{'vs 1×' + str(cores):>10}"
-          f"{'max rel. diff':>16}")
+          f"{'max |Δ|/max':>16}")
     for (world, threads), row in rows.items():
+        # largest difference relative to the largest entry of each tensor (float32 results
+        # hold exact zeros and subnormals, so entrywise ratios say nothing there)
         diff = max(
-            float(((row["result"]["var1"][k] - v).abs() / v.abs().clamp_min(1e-300)).max())
+            float((row["result"]["var1"][k] - v).abs().max() / v.abs().max())
             for k, v in base["result"]["var1"].items()
         )
         assert row["result"]["n"] == args.n
