@@ -32,7 +32,9 @@ def test_docs_build_strict(tmp_path):
         text=True,
         timeout=TIMEOUT,
     )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    log = run.stdout + run.stderr
+    warnings = [line for line in log.splitlines() if line.startswith(("WARNING", "ERROR"))]
+    assert run.returncode == 0, "\n".join(warnings) or log[-4000:]
     assert (site / "theory" / "index.html").exists()
     api = (site / "api" / "variance" / "index.html").read_text()
     assert "fisher_variances" in api and "per_sample" in api

@@ -379,6 +379,10 @@ class FamilyKernel:
             if value is None and not local and name in LOCAL_FIELDS:
                 continue
             self._finite(value, f"spectrum field {name}", h)
+        # the values behind the paper's Theorem 4.1: λ̃(M), M = μ₄ − I⊗I (docs/theory.md §3)
+        from fishsym.kernels.moment_spectrum import attach_m_spectrum
+
+        attach_m_spectrum(self, h, spec, local)
         return spec
 
     # ------------------------------------------------------------------ to implement

@@ -61,6 +61,8 @@ def register_sampler(family, sampler: Callable) -> None:
     """Give a user-defined family a label sampler, so that Monte Carlo
     (:func:`fishsym.montecarlo.estimate`, :func:`fishsym.diagonal_fisher`) can cross-check
     it — the only route for a family on an infinite support, which cannot be enumerated.
+    A family that already has a sampler (a registered family's dedicated one, or an
+    earlier registration) is refused: unregister with ``register_sampler(name, None)``.
 
     Parameters
     ----------
@@ -70,10 +72,8 @@ def register_sampler(family, sampler: Callable) -> None:
         ``sampler(h, n, generator) -> labels``: ``n`` i.i.d. draws from ``p(y|h)`` for
         natural parameters ``h`` ``[..., d]``, shaped ``[n, ..., *obs_shape]`` (integer
         dtype for discrete supports), drawn with ``generator`` only (never global random
-        state). fishsym checks the shape and finiteness of what it returns.
-
-    A family that already has a sampler (a registered family's dedicated one, or an
-    earlier registration) is refused: unregister with ``register_sampler(name, None)``.
+        state). fishsym checks the shape and finiteness of what it returns; ``None``
+        removes a registration.
     """
     from fishsym.errors import ArgumentTypeError, InvalidArgumentError
 

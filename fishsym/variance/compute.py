@@ -176,35 +176,15 @@ def _jac_moments(kernel, h, jac, spectrum) -> dict[str, Tensor | None]:
 
 
 def paper_spectrum(kernel, h: Tensor, spectrum) -> dict[str, str]:
-    """Attach to ``spectrum`` certified values ``m_min_lower ≤ λ̃_min(M)`` and
-    ``m_max_upper ≥ λ̃_max(M)`` of ``M = μ₄ − I⊗I`` (docs/theory.md §3), each rounded
-    outward, and return how they were obtained:
+    """The methods of the certified ``m_min_lower ≤ λ̃_min(M)`` and ``m_max_upper ≥
+    λ̃_max(M)``, ``M = μ₄ − I⊗I`` (docs/theory.md §3), which every kernel spectrum carries
+    (:mod:`fishsym.kernels.moment_spectrum`: Cor. 4.2, Thm. 5.2 for categorical heads, and
+    with ``local=True`` the matricisation), attaching them first to a spectrum without."""
+    if getattr(spectrum, "m_max_upper", None) is None:
+        from fishsym.kernels.moment_spectrum import attach_m_spectrum
 
-    * Cor. 4.2: ``λ̃_min(M) ≥ max{0, λ̃_min(μ₄) − λ_max(I)²}``,
-      ``λ̃_max(M) ≤ λ̃_max(μ₄) − λ_min(I)²`` from the certified ``μ₄`` and ``I`` values;
-    * Thm. 5.2 (categorical heads): ``λ̃_max(M) ≤ 2·min(p_max, 1 − ‖p‖²)``, the smaller of
-      the two is kept.
-    """
-    eps = torch.finfo(h.dtype).eps
-    lo = spectrum.mu4_min_lower - spectrum.fisher_max**2
-    lo = (lo - 4 * eps * (spectrum.mu4_min_lower.abs() + spectrum.fisher_max**2)).clamp_min(0)
-    hi = spectrum.mu4_max_upper - spectrum.fisher_min**2
-    hi = hi + 4 * eps * (spectrum.mu4_max_upper.abs() + spectrum.fisher_min**2)
-    methods = {
-        "m_min_lower": "Cor. 4.2 max{0, λ̃_min(μ₄) − λ_max(I)²} from the certified values",
-        "m_max_upper": "Cor. 4.2 λ̃_max(μ₄) − λ_min(I)² from the certified values",
-    }
-    if kernel.name == "categorical":
-        from fishsym.kernels.categorical import softmax_complement
-
-        p, q = softmax_complement(h)
-        # 1 − ‖p‖² = Σ p(1 − p), formed without cancellation
-        m = torch.minimum(p.amax(-1), (p * q).sum(-1))
-        thm = 2 * m * (1 + (h.shape[-1] + 4) * eps)
-        hi = torch.minimum(hi, thm)
-        methods["m_max_upper"] += " and Thm. 5.2 2·min(p_max, 1 − ‖p‖²), the smaller"
-    spectrum.m_min_lower, spectrum.m_max_upper = lo, hi.clamp_min(0)
-    return methods
+        attach_m_spectrum(kernel, h, spectrum, local=False)
+    return {k: spectrum.methods[k] for k in ("m_min_lower", "m_max_upper")}
 
 
 def _hess_moments(kernel, h, hess_diag, spectrum) -> dict[str, Tensor | None]:

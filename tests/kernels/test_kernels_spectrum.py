@@ -50,6 +50,12 @@ def test_spectrum_bounds_hold(family_name, sizes, kt):
         "mu4_max_local",
         "mu4_min_lower",
         "mu4_min_local",
+        # λ̃(M), M = μ₄ − I⊗I (tests/kernels/test_moment_spectrum.py)
+        "m_min_lower",
+        "m_max_upper",
+        "m_min_local",
+        "m_max_local",
+        "gamma_max_upper",
     }
     eig = torch.linalg.eigvalsh(k.fisher(h))
     scale = eig[..., -1]
