@@ -25,7 +25,7 @@ NAME = "input_label_decomposition"
 #: position in the report (claims are discovered from their modules, sorted by it)
 ORDER = 100
 CLAIM = "Var Î = (E_x v/N_y + Var_x I)/N_x: label part + input part"
-WHERE = "paper's joint (input, label) variance (docs/theory.md §5)"
+WHERE = "paper Thm. 4.7 (input/label decomposition; docs/theory.md §5)"
 METHOD = (
     "engine variance(n_labels, n_inputs) vs per-input exact enumeration + autograd "
     "(rtol 1e-9); Monte Carlo over random inputs and labels, Bonferroni z-test"

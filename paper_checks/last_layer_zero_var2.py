@@ -16,7 +16,7 @@ NAME = "last_layer_zero_var2"
 #: position in the report (claims are discovered from their modules, sorted by it)
 ORDER = 70
 CLAIM = "V₂ = 0 in the last layer and in GLMs (Î₂ exact from one label)"
-WHERE = "paper's variance theorem, consequence for linear parameters (docs/theory.md §2, §8)"
+WHERE = "paper Remark 4.4 (V₂ = 0 in the last linear layer, any family; docs/theory.md §2, §8)"
 METHOD = (
     "engine V₂ exactly 0.0; exact enumeration + autograd gives 0; one sampled label's Î₂ "
     "equals I(θ|x); hidden layers V₂ > 0 as a contrast"

@@ -124,11 +124,12 @@ def plot_over_training(records: list, label: str, widths):
     for j in range(n_layers):
         rows = [r[j] for r in records]
         ax = axes[0, j]
+        notes = []
         ax.semilogy(epochs, [r["fisher"] for r in rows], "k-", lw=2, label="FI (mean over entries)")
         for a, color, name in ((1, "tab:blue", "Î₁"), (2, "tab:orange", "Î₂")):
             std = [r[f"std{a}"] for r in rows]
-            if all(v == 0 for v in std):  # nothing to draw on a log axis: say it in the legend
-                ax.plot([], [], "-", color=color, lw=1.6, label=f"std {name} = 0 exactly")
+            if all(v == 0 for v in std):  # nothing to draw on a log axis: say it on the axes
+                notes.append((f"std {name} = 0 exactly", color))
                 continue
             ax.semilogy(epochs, std, "-", color=color, lw=1.6, label=f"std {name}")
             lo = [math.sqrt(max(r[f"lower{a}"], 0.0)) for r in rows]
@@ -144,18 +145,26 @@ def plot_over_training(records: list, label: str, widths):
                     label=f"{name} lower bound",
                 )
             else:
-                ax.plot([], [], " ", label=f"{name} lower bound: 0 (not drawn)")
+                notes.append((f"{name} lower bound = 0", color))
         ax.set_title(f"{rows[0]['layer']} ({rows[0]['n_params']:,} params)", fontsize=10)
         if j == 0:
-            ax.set_ylabel("value (per parameter)")
-        ax.legend(fontsize=6.5, loc="best")
+            ax.set_ylabel("mean per parameter, log₁₀ scale")
+        for k, (text, color) in enumerate(notes):
+            ax.text(0.03, 0.04 + 0.07 * k, text, transform=ax.transAxes, fontsize=7, color=color)
         ax = axes[1, j]
         for a, color, name in ((1, "tab:blue", "Î₁"), (2, "tab:orange", "Î₂")):
             ratio = [r[f"log_ratio{a}"] for r in rows]
             if all(v != v for v in ratio):
-                ax.plot([], [], "-o", color=color, ms=3, label=f"{name}: V = upper = 0")
+                ax.text(
+                    0.03,
+                    0.9 - 0.08 * a,
+                    f"{name}: V = upper = 0",
+                    transform=ax.transAxes,
+                    fontsize=7,
+                    color=color,
+                )
                 continue
-            ax.plot(epochs, ratio, "-o", color=color, ms=3, label=f"log(upper/V) {name}")
+            ax.plot(epochs, ratio, "-o", color=color, ms=3, label=f"ln(upper/V) {name}")
         ax.axhline(0, color="gray", lw=0.6)
         finite = [
             r[f"log_ratio{a}"]
@@ -176,14 +185,23 @@ def plot_over_training(records: list, label: str, widths):
             )
         ax.set_xlabel("epoch")
         if j == 0:
-            ax.set_ylabel("log(upper bound / exact variance)")
-        ax.legend(fontsize=7)
+            ax.set_ylabel("ln(upper bound / exact variance)")
     fig.suptitle(
         f"MNIST {'-'.join(map(str, widths))}, {label}: per-layer Fisher information, "
         "standard deviations of the single-label estimators and their bounds",
         fontsize=10,
     )
-    fig.tight_layout()
+    # one legend below the panels, listing what is drawn (no legend covers a curve)
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(
+        handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 0.96))
     return fig
 
 
@@ -195,7 +213,7 @@ def _layer_table(label: str, records: list) -> str:
         "layer, averages over its parameters; one label):",
         "",
         "| layer | params | FI | std Î₁ / FI | std Î₂ / FI | "
-        "log(upper/V₁) | log(upper/V₂) | lower variance (epochs) |",
+        "ln(upper/V₁) | ln(upper/V₂) | lower variance (epochs) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for j, r in enumerate(last):

@@ -136,6 +136,14 @@ def silu(module: nn.Module, a: Tensor) -> Derivs:
     return a * s, s + a * ss, ss * (2 - a * torch.tanh(a / 2))
 
 
+def logsigmoid(module: nn.Module, a: Tensor) -> Derivs:
+    """``σ = log sigmoid(a) = −softplus(−a)``, ``σ' = sigmoid(−a)``,
+    ``σ'' = −sigmoid(a)·sigmoid(−a)`` (both factors formed directly: ``1 − sigmoid`` would
+    lose the tail). The 5-layer network of the paper's appendix uses it."""
+    s, s_neg = torch.sigmoid(a), torch.sigmoid(-a)
+    return nn.functional.logsigmoid(a), s_neg, -s * s_neg
+
+
 def identity(module: nn.Module, a: Tensor) -> Derivs:
     """``σ = a``: ``σ' ≡ 1``, ``σ'' ≡ 0``."""
     return a, None, None
@@ -151,6 +159,7 @@ RULES: dict[type, Callable[[nn.Module, Tensor], Derivs]] = {
     nn.ELU: elu,
     nn.GELU: gelu,
     nn.SiLU: silu,
+    nn.LogSigmoid: logsigmoid,
     nn.Identity: identity,
 }
 

@@ -92,6 +92,16 @@ class GaussianKernel(StructuredKernel):
         sq = (v * v).sum(-2)
         return (3 * self.sigma2**2 * sq * sq).expand(*batch, v.shape[-1])
 
+    def _mu4_dense(self, h):
+        """``μ₄ = σ⁴(δ_ab δ_ce + δ_ac δ_be + δ_ae δ_bc)`` ``[..., d, d, d, d]`` (Isserlis)."""
+        eye = torch.eye(self.d, dtype=h.dtype, device=h.device)
+        t = (
+            torch.einsum("ab,ce->abce", eye, eye)
+            + torch.einsum("ac,be->abce", eye, eye)
+            + torch.einsum("ae,bc->abce", eye, eye)
+        )
+        return (self.sigma2**2 * t).expand(*h.shape[:-1], *t.shape)
+
     def _var_squared(self, h, v):
         batch = broadcast_batch(h.shape[:-1], v.shape[:-2], names=("h", "v"))
         sq = self.sigma2 * (v * v).sum(-2)

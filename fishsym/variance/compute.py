@@ -386,6 +386,7 @@ def fisher_variances(
     labels=None,
     max_inputs: int | None = None,
     distributed: bool | None = None,
+    tight_paper_bounds: bool = False,
 ) -> FisherVariances:
     """Exact conditional Fisher diagonal and single-label estimator variances of every
     parameter, averaged over ``inputs`` (docs/theory.md §2, §3, §5, §7).
@@ -441,6 +442,11 @@ def fisher_variances(
         estimators and in-memory ``inputs`` (a stream brings its own).
     max_inputs:
         Use at most this many inputs (the first ones read).
+    tight_paper_bounds:
+        Also use the matricisation of ``M = μ₄ − I⊗I`` (``d ≤ 16``) for the certified
+        ``λ̃(M)`` of ``res.paper_bounds`` (Theorem 4.1, eq. 8), besides Cor. 4.2 and
+        Thm. 5.2 (:mod:`fishsym.kernels.moment_spectrum`); costs a ``d² × d²``
+        eigenproblem and a local search per input.
     distributed:
         Under an initialised ``torch.distributed`` process group, each rank passes its
         own inputs and gets the result over all ranks' inputs (sums and counts are
@@ -469,7 +475,11 @@ def fisher_variances(
     dtype = check_dtype(dtype)
     if chunk_size is not None:
         chunk_size = check_count(chunk_size, "chunk_size")
-    for flag, value in (("per_sample", per_sample), ("bounds", bounds)):
+    for flag, value in (
+        ("per_sample", per_sample),
+        ("bounds", bounds),
+        ("tight_paper_bounds", tight_paper_bounds),
+    ):
         if not isinstance(value, bool):
             raise ArgumentTypeError(f"{flag} must be True or False; got {value!r}")
     estimators = _check_estimators(estimators)
@@ -563,7 +573,7 @@ def fisher_variances(
                 spectrum = None
                 if bounds:
                     # the bounds use only the certified fields: skip the local search
-                    spectrum = kernel.spectrum(h, local=False)
+                    spectrum = kernel.spectrum(h, local=tight_paper_bounds)
                     paper = paper_spectrum(kernel, h, spectrum)
                     for key, how in {**spectrum.methods, **paper}.items():
                         methods.setdefault(key, set()).add(str(how))

@@ -23,6 +23,7 @@ MODULES = [
     nn.GELU(),
     nn.GELU(approximate="tanh"),
     nn.SiLU(),
+    nn.LogSigmoid(),
     nn.Identity(),
 ]
 

@@ -130,6 +130,11 @@ def test_tiny_tier_of_real_checks(tmp_path):
         "toy_natural_gradient",
         "mnist_over_training",
         "empirical_fisher",
+        "theorem_4_1",
+        "cor_4_2_m_spectrum",
+        "app_c_off_diagonal",
+        "remark_4_5_second_to_last",
+        "mnist_paper_protocol",
     ]
     results = _runner.run_all(names, tier="tiny", out_dir=tmp_path, verbose=False)
     failures = [
