@@ -240,7 +240,7 @@ def run(ctx) -> None:
                 label="engine, MNIST last-layer biases",
             )
             ax.set_xlabel("class probability p_a")
-            ax.set_ylabel("std(Î₁) / I  (one label)")
+            ax.set_ylabel("std(Î₁) / I  (one label), log₁₀ scale")
             ax.set_title("Last layer: relative std of Î₁ (Î₂ has none)")
             ax.legend(fontsize=8)
         ctx.save_figure(fig, "categorical_spectrum.png")

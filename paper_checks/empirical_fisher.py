@@ -287,7 +287,7 @@ def run(ctx) -> None:
     ax.set_yscale("log")
     annotate_exact_zeros(ax, zeros, 1.2)  # a zero has no bar on a log axis
     ax.set_xticks(xs.tolist(), [r["layer"] for r in rows])
-    ax.set_ylabel("relative to the Fisher information (mean over the layer)")
+    ax.set_ylabel("relative to the Fisher information (mean over the layer), log₁₀ scale")
     ax.set_title("Empirical Fisher: bias vs the estimators' standard deviations")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     ax = axes[1]
@@ -300,8 +300,8 @@ def run(ctx) -> None:
         ax.loglog(f[pick], e[pick], ".", ms=3, alpha=0.6, color=color, label=label)
     lims = ax.get_xlim()
     ax.plot(lims, lims, "k-", lw=0.8, label="empirical = Fisher")
-    ax.set_xlabel("Fisher information I(θ_i) (exact)")
-    ax.set_ylabel("empirical Fisher, real labels")
+    ax.set_xlabel("Fisher information I(θ_i) (exact), log₁₀ scale")
+    ax.set_ylabel("empirical Fisher, real labels, log₁₀ scale")
     ax.set_title("Per parameter (400 weights per layer)")
     ax.legend(fontsize=7)
     fig.tight_layout()

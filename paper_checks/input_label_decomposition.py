@@ -200,7 +200,7 @@ def run(ctx) -> None:
         ax.set_yscale("log")
         annotate_exact_zeros(ax, zeros, 1.3)  # a zero has no bar on a log axis
         ax.set_xticks(xs.tolist(), [b[0] for b in bars])
-        ax.set_ylabel("Σ over the layer of the variance")
+        ax.set_ylabel("Σ over the layer of the variance, log₁₀ scale")
         ax.set_title(
             f"Joint variance = input part + label part ({s['families'][0]}, "
             f"N_x={s['n_inputs']}, N_y={s['n_labels']})",

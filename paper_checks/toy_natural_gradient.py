@@ -240,7 +240,7 @@ def plot_toy(runs: dict):
         )
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("test NLL")
+        ax.set_ylabel("test NLL, log₁₀ scale")
         ax.set_title(f"{task.replace('_', ' ')}: test NLL")
         ax.legend(fontsize=8)
         ax = axes[i, 1]
@@ -280,7 +280,7 @@ def plot_toy(runs: dict):
             )
             ax.set_yscale("symlog", linthresh=1e-3)
             ax.set_xlabel("epoch")
-            ax.set_ylabel("summed single-label variance")
+            ax.set_ylabel("summed single-label variance, symlog₁₀ (linear below 1e−3)")
             ax.set_title("summed estimator variances (exact)")
             ax.legend(fontsize=8)
     fig.tight_layout()
