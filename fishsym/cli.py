@@ -27,15 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-#: the estimators the report compares (all model-label estimators)
-REPORT_ESTIMATORS = (
-    "squared_score",
-    "neg_hessian",
-    "hutchinson",
-    "hutchinson_batch",
-    "batched_score",
-    "merging_recipe",
-)
+from fishsym.variance.estimators import DATA_LABEL_ESTIMATORS, ESTIMATOR_NAMES
+
+#: the estimators the report compares: every model-label estimator (the CLI has no labels)
+REPORT_ESTIMATORS = tuple(e for e in ESTIMATOR_NAMES if e not in DATA_LABEL_ESTIMATORS)
 
 
 class CommandLineError(Exception):

@@ -61,12 +61,7 @@ class DataSource:
         if _is_array_like(data):
             x = as_inputs(data, argname)
             if labels is not None:
-                labels = torch.as_tensor(labels)
-                if labels.dim() < 1 or labels.shape[0] != x.shape[0]:
-                    raise ShapeError(
-                        f"labels must hold one data label per input ({x.shape[0]}); got "
-                        f"shape {tuple(labels.shape)}"
-                    )
+                labels = _one_label_per_input(labels, x, "labels")
             if self.max_inputs is not None:
                 x = x[: self.max_inputs]
                 labels = None if labels is None else labels[: self.max_inputs]
@@ -132,12 +127,7 @@ class DataSource:
             x, y = batch, None
         x = as_inputs(x, f"{self.argname} (batch {index})")
         if y is not None:
-            y = torch.as_tensor(y)
-            if y.dim() < 1 or y.shape[0] != x.shape[0]:
-                raise ShapeError(
-                    f"{self.argname}: batch {index} has {x.shape[0]} inputs but labels of "
-                    f"shape {tuple(y.shape)}; give one label per input"
-                )
+            y = _one_label_per_input(y, x, f"{self.argname}: the labels of batch {index}")
         return x, y
 
     def batches(self) -> Iterator[tuple[Tensor, Tensor | None]]:
@@ -186,6 +176,17 @@ class DataSource:
             ys.append(y)
         labels = None if any(y is None for y in ys) else torch.cat(ys)
         return torch.cat(xs), labels
+
+
+def _one_label_per_input(labels, x: Tensor, what: str) -> Tensor:
+    """``labels`` as a tensor with one entry per row of ``x``, or a ShapeError naming them."""
+    labels = torch.as_tensor(labels)
+    if labels.dim() < 1 or labels.shape[0] != x.shape[0]:
+        raise ShapeError(
+            f"{what} must hold one data label per input ({x.shape[0]} inputs); got labels of "
+            f"shape {tuple(labels.shape)}"
+        )
+    return labels
 
 
 def _numbers(batch) -> bool:
