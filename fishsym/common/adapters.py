@@ -19,7 +19,10 @@ Adapters (each a :class:`Adapter`, composable with a selector via ``select=``):
 * :func:`mean_softplus_std` — ``(μ, ρ)``, ``σ = softplus(ρ)`` → ``(μ/σ², −1/(2σ²))``;
 * :func:`rate` — a rate ``λ = exp(z)`` or ``softplus(z)`` → the natural parameter of
   ``poisson`` (``log λ``) or ``exponential`` (``−λ``), formed without ``log(exp(·))``
-  round trips (``log softplus(z) = z + log1p(… )`` stably for ``z ≪ 0``).
+  round trips (``log softplus(z) = z + log1p(… )`` stably for ``z ≪ 0``);
+* :func:`angle_concentration` — a mean angle ``μ`` and a concentration ``κ = exp(z)`` or
+  ``softplus(z)`` → ``von_mises``'s ``h = (κ cos μ, κ sin μ)`` (a network that emits
+  ``h`` itself — two unconstrained outputs — needs no adapter).
 
 Any callable ``z ↦ h`` works too (``output=lambda z: ...``); these named ones are stable
 forms, and they say what they are in results.
@@ -122,4 +125,28 @@ def rate(family: str, link: str = "softplus", select=None) -> Adapter:
     return Adapter(f"{family}_{link}_rate", _RATES[family][link], 1, select)
 
 
-__all__ = ["Adapter", "log_softplus", "mean_logvar", "mean_softplus_std", "rate"]
+_CONCENTRATIONS = {"exp": torch.exp, "softplus": F.softplus}
+
+
+def angle_concentration(link: str = "softplus", select=None) -> Adapter:
+    """``(μ, z)``: a mean angle ``μ`` (radians) and a concentration ``κ = link(z)``
+    (``"exp"`` or ``"softplus"``) → ``von_mises``'s ``h = (κ cos μ, κ sin μ)``."""
+    if link not in _CONCENTRATIONS:
+        raise InvalidArgumentError(f"link must be one of {sorted(_CONCENTRATIONS)}; got {link!r}")
+    to_kappa = _CONCENTRATIONS[link]
+
+    def fn(z: Tensor) -> Tensor:
+        mu, kappa = z[..., 0], to_kappa(z[..., 1])
+        return torch.stack((kappa * torch.cos(mu), kappa * torch.sin(mu)), -1)
+
+    return Adapter(f"angle_{link}_concentration", fn, 2, select)
+
+
+__all__ = [
+    "Adapter",
+    "angle_concentration",
+    "log_softplus",
+    "mean_logvar",
+    "mean_softplus_std",
+    "rate",
+]

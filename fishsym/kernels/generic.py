@@ -11,7 +11,8 @@ because user-defined families must work too and because the symbolic layer is th
 source of truth: there are no generated files that could go stale.
 
 Before printing, expressions are rewritten into functions torch has: ``log n!`` →
-``lgamma(n+1)``, ``log binomial(a, b)`` → ``lgamma`` terms, ``polygamma(k, x)`` →
+``lgamma(n+1)``, ``log binomial(a, b)`` → ``lgamma`` terms, ``I_n`` → ``I₀``, ``I₁`` by
+recurrence (``torch.special.i0``/``i1``), ``polygamma(k, x)`` →
 ``torch.special.polygamma`` (sympy's torch printer only knows ``digamma``), except the
 trigamma, printed as the Hurwitz zeta ``ζ(2, x)`` because torch's own trigamma is accurate
 to only about 5e-10 in float64.
@@ -76,6 +77,12 @@ class _Printer(TorchPrinter):
     def _print_loggamma(self, expr):
         return f"torch.lgamma({self._print(expr.args[0])})"
 
+    def _print_besseli(self, expr):
+        order, x = expr.args
+        if order not in (0, 1):
+            raise NotImplementedError(f"besseli of order {order} (rewritten to orders 0, 1)")
+        return f"torch.special.i{int(order)}({self._print(x)})"
+
     def _print_polygamma(self, expr):
         order, x = expr.args
         if not order.is_Integer or order < 0:
@@ -115,12 +122,27 @@ def _torchable(expr: sp.Expr) -> sp.Expr:
         lambda e: isinstance(e, (sp.factorial, sp.gamma, sp.binomial)),
         lambda e: sp.exp(log_of(e)),
     )
+    # torch has I₀ and I₁ only: I_n = I_{n−2} − (2(n−1)/x)·I_{n−1} down to them (the
+    # derivatives of a von Mises F bring I₂ … I₄; the recurrence loses digits for x ≪ n,
+    # which is why the von Mises family has a structured kernel)
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.besseli) and e.args[0].is_Integer and abs(e.args[0]) >= 2,
+        lambda e: _besseli_low(abs(int(e.args[0])), e.args[1]),
+    )
     # constant sub-expressions such as log(6) would be printed as torch.log(6) on a
     # Python int: evaluate them to (30-digit) floats first
     return expr.replace(
         lambda e: isinstance(e, sp.Function) and e.is_number,
         lambda e: sp.Float(e.evalf(30), 30),
     )
+
+
+def _besseli_low(n: int, x: sp.Expr) -> sp.Expr:
+    """``I_n(x)`` in terms of ``I₀(x)``, ``I₁(x)`` by the three-term recurrence."""
+    lo, hi = sp.besseli(0, x), sp.besseli(1, x)
+    for k in range(1, n):
+        lo, hi = hi, lo - 2 * k / x * hi
+    return hi
 
 
 def lambdify(args, exprs):

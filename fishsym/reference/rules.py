@@ -22,7 +22,12 @@ are exact for these degrees (or, for countable supports, exact up to a certified
   ``4·deg_t + 1`` nodes at the rate ``λ = −∂_y log p`` read off by autograd;
 * **non-negative integers with t = y** (``poisson``, ``geometric``,
   ``negative_binomial``) — the sum over ``0..K`` with ``K`` chosen so that the certified
-  tail bound of :func:`countable_tail_bound` is below :data:`TAIL_TOL`.
+  tail bound of :func:`countable_tail_bound` is below :data:`TAIL_TOL`;
+* **the circle with t = (cos y, sin y)** (``von_mises``) — the ``N``-point periodic
+  midpoint rule, with ``N`` chosen so that the certified aliasing bound of
+  :func:`circle_aliasing_bound` is below :data:`TAIL_TOL` (the quantities integrated are
+  trigonometric polynomials of degree ≤ 8 in ``y``, and the density's Fourier
+  coefficients ``A_k(r)/2π`` decay faster than ``(r/2)^k/k!``).
 
 Every continuous rule takes its weights from the kernel's own ``log_prob``:
 ``ω_j = (quadrature weight) × p(y_j | h) / (the quadrature's weight function at y_j)``,
@@ -46,6 +51,7 @@ from torch.func import grad, hessian, vmap
 
 from fishsym.errors import DomainError, FamilyDefinitionError, UnsupportedModelError
 from fishsym.symbolic.support import (
+    Circle,
     NonNegativeIntegers,
     PositiveReals,
     ProductSupport,
@@ -68,6 +74,8 @@ TAIL_TOL = 1e-17
 MAX_TRUNCATION = 200_000
 #: the largest Gauss–Hermite product grid (nodes per coordinate ** coordinates) allowed
 MAX_GRID = 100_000
+#: the most nodes of the periodic rule on the circle (enough for concentrations ‖h‖ ≲ 10⁴)
+MAX_CIRCLE_NODES = 40_000
 
 
 @dataclass(frozen=True)
@@ -77,13 +85,15 @@ class LabelRule:
     Attributes
     ----------
     kind:
-        ``"enumeration"``, ``"gauss-hermite"``, ``"gauss-laguerre"`` or ``"truncated-sum"``.
+        ``"enumeration"``, ``"gauss-hermite"``, ``"gauss-laguerre"``, ``"truncated-sum"`` or
+        ``"circle-midpoint"``.
     labels:
         ``[n, J, *obs_shape]`` labels ``y_j`` (per input; continuous rules move with ``h``).
     weights:
         ``[n, J]`` float64 weights ``ω_j``.
     tail_bound:
-        Certified bound on ``Σ_{y ∉ labels} p(y)(1+y)^8`` (0.0 for exact rules).
+        Certified bound on ``Σ_{y ∉ labels} p(y)(1+y)^8`` (0.0 for exact rules); for the
+        circle, on the aliasing error per unit ``‖f̂‖₁`` (:func:`circle_aliasing_bound`).
     detail:
         One line saying what was done (nodes, exactness degree, truncation point).
     """
@@ -118,11 +128,15 @@ def label_rule(kernel, h: Tensor) -> LabelRule:
     elif isinstance(support, NonNegativeIntegers):
         if fam.dim == 1 and sp.simplify(fam.suff_stat[0] - fam.y) == 0:
             return _truncated_sum(kernel, h)
+    elif isinstance(support, Circle):
+        if _is_first_harmonic(fam):
+            return _circle_midpoint(kernel, h)
     raise UnsupportedModelError(
         f"exact_moments: family {kernel.name!r} (support {support!r}, t(y) = "
         f"{list(fam.suff_stat)}) has no exact label rule. Exact rules exist for finite "
         f"supports, Gaussian heads (log-density quadratic in y), exponential heads "
-        f"(log-density affine in y on y > 0) and countable supports with t(y) = y. Use "
+        f"(log-density affine in y on y > 0), countable supports with t(y) = y and the "
+        f"circle with t(y) = (cos y, sin y). Use "
         f"fishsym.montecarlo.estimate for this family."
     )
 
@@ -366,8 +380,65 @@ def _truncated_sum(kernel, h: Tensor) -> LabelRule:
     )
 
 
+# ---------------------------------------------------------------------------------- circle
+def _is_first_harmonic(fam) -> bool:
+    """``t(y) = (cos y, sin y)`` and a constant base measure: the von Mises form."""
+    if fam.dim != 2 or fam.log_base_measure.has(fam.y):
+        return False
+    want = (sp.cos(fam.y), sp.sin(fam.y))
+    return all(sp.simplify(t - w) == 0 for t, w in zip(fam.suff_stat, want, strict=True))
+
+
+def circle_aliasing_bound(r: float, n_nodes: int) -> float:
+    """Certified bound on the error of the ``N``-point periodic rule for ``E[f(y)]`` under
+    ``p(y) ∝ e^{r cos(y − μ)}``, per unit of ``‖f̂‖₁`` (the sum of ``|f|``'s Fourier
+    coefficients), for trigonometric polynomials ``f`` of degree ≤ :data:`MOMENT_DEGREE`.
+
+    The rule integrates ``e^{ikθ}`` exactly unless ``N | k``; ``p``'s Fourier coefficients
+    are ``A_k(r)/2π`` with ``A_k = I_k/I₀``, and ``I_k(r) = Σ_m (r/2)^{2m+k}/(m!(m+k)!)``
+    ``≤ (r/2)^k/k! · I₀(r)`` (as ``(m+k)! ≥ m!k!``). So the error is at most
+    ``2 Σ_{k ≥ N−D} A_k ≤ 2 (r/2)^K/K! / (1 − r/(2(K+1)))`` with ``K = N − D``
+    (``+∞`` unless ``K + 1 > r/2``).
+    """
+    K = n_nodes - MOMENT_DEGREE
+    x = r / 2
+    if K < 1 or K + 1 <= x:
+        return math.inf
+    if x == 0:
+        return 0.0
+    log_term = K * math.log(x) - math.lgamma(K + 1)
+    return 2 * math.exp(log_term) / (1 - x / (K + 1))
+
+
+def _circle_midpoint(kernel, h: Tensor) -> LabelRule:
+    r = float(torch.linalg.vector_norm(h, dim=-1).max()) if h.numel() else 0.0
+    n_nodes = 32
+    while circle_aliasing_bound(r, n_nodes) >= TAIL_TOL:
+        if n_nodes >= MAX_CIRCLE_NODES:
+            raise DomainError(
+                f"exact_moments: family {kernel.name!r} at concentration ‖h‖ = {r:.4g} needs "
+                f"more than {MAX_CIRCLE_NODES} nodes on the circle for an aliasing error below "
+                f"{TAIL_TOL:g}; use fishsym.montecarlo.estimate"
+            )
+        n_nodes = min(int(math.ceil(n_nodes * 1.5)), MAX_CIRCLE_NODES)
+    bound = circle_aliasing_bound(r, n_nodes)
+    grid = -math.pi + 2 * math.pi * (torch.arange(n_nodes, dtype=h.dtype) + 0.5) / n_nodes
+    labels = grid.unsqueeze(0).expand(h.shape[0], n_nodes)
+    weights = (2 * math.pi / n_nodes) * _log_prob_at(kernel, labels, h).exp()
+    _check_normalisation(kernel, weights, "periodic midpoint")
+    return LabelRule(
+        "circle-midpoint",
+        labels,
+        weights,
+        bound,
+        f"periodic midpoint rule, {n_nodes} nodes on [−π, π); certified aliasing error ≤ "
+        f"{bound:.2e}·‖f̂‖₁ for trigonometric polynomials of degree ≤ {MOMENT_DEGREE}",
+    )
+
+
 __all__ = [
     "LabelRule",
+    "circle_aliasing_bound",
     "label_rule",
     "countable_tail_bound",
     "nodes_needed",

@@ -26,6 +26,7 @@ from fishsym.errors import CanonicalFormError
 from fishsym.symbolic.domain import REALS, Domain, assumptions_for, natural_symbol
 from fishsym.symbolic.family import ExponentialFamily
 from fishsym.symbolic.support import (
+    Circle,
     FiniteSupport,
     NonNegativeIntegers,
     PositiveReals,
@@ -55,7 +56,7 @@ def _observation_assumptions(support: Support, n_obs: int) -> list[dict]:
             return {"positive": True}
         if isinstance(s, NonNegativeIntegers):
             return {"integer": True, "nonnegative": True}
-        if isinstance(s, RealLine):
+        if isinstance(s, (RealLine, Circle)):
             return {"real": True}
         if isinstance(s, FiniteSupport):
             coords = list(zip(*s.points, strict=True))

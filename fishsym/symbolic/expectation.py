@@ -23,6 +23,7 @@ import numpy as np
 import sympy as sp
 
 from fishsym.symbolic.support import (
+    Circle,
     FiniteSupport,
     NonNegativeIntegers,
     PositiveReals,
@@ -86,7 +87,7 @@ def numeric_expectations(
     """``[E[f(y)] for f in fs]`` at numeric natural parameters, with mpmath.
 
     Finite supports are summed, the non-negative integers by ``mpmath.nsum``, the real
-    line / positive reals / unit interval by tanh–sinh quadrature (:func:`tanh_sinh`, which
+    line / positive reals / unit interval / one period of the circle by tanh–sinh quadrature (:func:`tanh_sinh`, which
     handles the integrable endpoint singularities of e.g. the beta density, and evaluates
     the density once per node for all ``fs``); products of two continuous coordinates by
     nested ``mpmath.quad`` (slow).
@@ -344,6 +345,8 @@ def _continuous_intervals(support: Support):
             return [0, mpmath.inf]
         if isinstance(s, UnitInterval):
             return [0, 1]
+        if isinstance(s, Circle):
+            return [-mpmath.pi, mpmath.pi]  # one period of a 2π-periodic density
         return None
 
     if isinstance(support, ProductSupport):

@@ -2,7 +2,7 @@
 
 A support says where ``y`` lives and how an expectation over it is taken: a finite sum
 (``FiniteSupport``), a series over the non-negative integers, or an integral over the
-real line, the positive reals or the unit interval. Vector observations whose
+real line, the positive reals, the unit interval or the circle. Vector observations whose
 coordinates are independent in support use ``ProductSupport``.
 """
 
@@ -183,6 +183,20 @@ class UnitInterval(Support):
 
     def sympy_set(self) -> sp.Set:
         return sp.Interval.open(0, 1)
+
+
+class Circle(Support):
+    """The circle: an angle ``y`` in radians, one period ``[−π, π)``; expectations are
+    integrals over that period. Any real representative of an angle is a valid label
+    (a density on the circle is 2π-periodic in ``y``); samplers return ``[−π, π)``."""
+
+    kind = "circle"
+
+    def contains(self, value) -> bool:
+        return math.isfinite(float(value))
+
+    def sympy_set(self) -> sp.Set:
+        return sp.Interval.Ropen(-sp.pi, sp.pi)
 
 
 class ProductSupport(Support):

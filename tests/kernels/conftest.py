@@ -10,6 +10,7 @@ import sympy as sp
 import torch
 
 from fishsym.symbolic.support import (
+    Circle,
     FiniteSupport,
     NonNegativeIntegers,
     PositiveReals,
@@ -27,6 +28,7 @@ _EXAMPLES = {
     PositiveReals: [0.375, 1.75, 4.5],
     UnitInterval: [0.125, 0.5, 0.8125],
     RealLine: [-1.25, 0.0, 0.625],
+    Circle: [-2.5, 0.0, 1.25, 7.0],  # 7 > π: any representative of an angle is a label
 }
 
 

@@ -221,6 +221,28 @@ def _polygamma_rational(k: int, x: Fraction) -> Interval:
     return Interval(center - abs(sign) * err, center + abs(sign) * err)
 
 
+@lru_cache(maxsize=4096)
+def _besseli_rational(n: int, x: Fraction) -> Interval:
+    """``I_n(x)`` for integer ``n ≥ 0``, ``x ≥ 0``: ``Σ_m (x/2)^{2m+n}/(m!(m+n)!)``.
+
+    Every term is positive, so a partial sum is a lower bound; once the term ratio
+    ``q_m = (x/2)²/((m+1)(m+n+1))`` is below ½ it only decreases, and the tail after
+    the last term ``t`` summed is at most ``t·q/(1 − q) ≤ 2tq``.
+    """
+    if n < 0 or x < 0:
+        raise UnsupportedEnclosureError(f"besseli({n}, {x}) needs n ≥ 0 and x ≥ 0")
+    half2 = (x / 2) ** 2
+    term = (x / 2) ** n / math.factorial(n)
+    total, m = Fraction(0), 0
+    while True:
+        total += term
+        q = half2 / ((m + 1) * (m + n + 1))
+        term = term * q
+        m += 1
+        if q < Fraction(1, 2) and 2 * term < _tol() * max(total, Fraction(1)):
+            return Interval(total, total + 2 * term)
+
+
 def _monotone(fn, iv: Interval, increasing: bool) -> Interval:
     a, b = fn(iv.lo), fn(iv.hi)
     return Interval(a.lo, b.hi) if increasing else Interval(b.lo, a.hi)
@@ -230,7 +252,8 @@ def enclose(expr) -> Interval:
     """A rigorous rational interval containing the real number ``expr``.
 
     Supports rationals, ``π``, ``e``, sums, products, integer and rational powers,
-    ``exp``, ``log``, ``polygamma(k ≥ 1, ·)``, ``Abs`` and the hyperbolic functions (via
+    ``exp``, ``log``, ``polygamma(k ≥ 1, ·)``, ``besseli(n, x ≥ 0)``, ``Abs`` and the
+    hyperbolic functions (via
     ``exp``). Raises :class:`UnsupportedEnclosureError` for anything else.
     """
     e = sp.sympify(expr)
@@ -279,6 +302,16 @@ def enclose(expr) -> Interval:
             raise UnsupportedEnclosureError(f"{e}: polygamma at a possibly non-positive point")
         # ψ^{(k)} is decreasing for odd k, increasing for even k, on (0, ∞)
         return _monotone(lambda t: _polygamma_rational(k, t), arg, increasing=(k % 2 == 0))
+    if isinstance(e, sp.besseli):
+        n = e.args[0]
+        if not n.is_Integer:
+            raise UnsupportedEnclosureError(f"{e}: only besseli of integer order is enclosed")
+        n = abs(int(n))  # I_{−n} = I_n
+        arg = enclose(e.args[1])
+        if arg.lo < 0:
+            raise UnsupportedEnclosureError(f"{e}: besseli at a possibly negative point")
+        # I_n is increasing on [0, ∞): I_n' = (I_{n−1} + I_{n+1})/2 > 0 there
+        return _monotone(lambda t: _besseli_rational(n, t), arg, True)
     if isinstance(e, sp.Abs):
         iv = enclose(e.args[0])
         if iv.lo >= 0:
