@@ -160,3 +160,21 @@ def annotate_exact_zeros(ax, zeros, factor: float) -> None:
             fontsize=7,
             color=color,
         )
+
+
+def legend_below(ax, ncol: int = 2, fontsize: int = 7) -> None:
+    """The panel's legend under its x-axis label, outside the plotting area, so that it
+    never covers a curve; lists only what the panel draws (labelled artists). The figure
+    is saved with ``bbox_inches="tight"``, which keeps it in the image."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    ax.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=ncol,
+        fontsize=fontsize,
+        frameon=False,
+    )

@@ -61,7 +61,9 @@ claim that the better estimator changes over training, and neither does this rep
   not an eigenvalue: we use certified values (closed forms, Cor. 4.2, Thm. 5.2, the
   matricisation) and say which; Î₂ is "not defined" for ReLU networks in the paper
   (σ ∉ C²) — we use autograd's convention σ'' = 0 almost everywhere; the constants of the
-  trace corollary (Cor. 4.6) could not be read reliably and are not checked.
+  trace corollary (Cor. 4.6) could not be read reliably: we prove and check the
+  trace-type form Σ_(i∈g) I(θ_i|x) ≤ ‖J_g‖₂² tr I(h) per layer instead, not the paper's
+  constants.
 * *What we could not read.* The figures and Table 1 of the paper are images; only its
   text was available, so figure-level details (axes, exact curves) are not compared.
 

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import torch
 
-from paper_checks._common import as_float64, max_rel_err, mnist_split, trained_mnist_mlp
+from paper_checks._common import (
+    as_float64,
+    legend_below,
+    max_rel_err,
+    mnist_split,
+    trained_mnist_mlp,
+)
 from paper_checks._core import matplotlib, need
 
 NAME = "categorical_spectrum"
@@ -220,7 +226,7 @@ def run(ctx) -> None:
         ax.set_xlabel("largest class probability max_c p_c")
         ax.set_ylabel("eigenvalue")
         ax.set_title(f"Categorical Fisher, C = {C}: λ_max(I) and its bounds")
-        ax.legend(fontsize=8)
+        legend_below(ax, ncol=1)
         if curve:
             ax = axes[0, 1]
             grid = torch.linspace(1e-4, 1 - 1e-4, 400, dtype=torch.float64)
@@ -242,5 +248,5 @@ def run(ctx) -> None:
             ax.set_xlabel("class probability p_a")
             ax.set_ylabel("std(Î₁) / I  (one label), log₁₀ scale")
             ax.set_title("Last layer: relative std of Î₁ (Î₂ has none)")
-            ax.legend(fontsize=8)
+            legend_below(ax, ncol=1)
         ctx.save_figure(fig, "categorical_spectrum.png")

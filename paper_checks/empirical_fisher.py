@@ -18,6 +18,7 @@ from paper_checks._common import (
     annotate_exact_zeros,
     as_float64,
     kernel_for,
+    legend_below,
     linear_names,
     max_rel_err,
     mnist_split,
@@ -287,7 +288,7 @@ def run(ctx) -> None:
     ax.set_yscale("log")
     annotate_exact_zeros(ax, zeros, 1.2)  # a zero has no bar on a log axis
     ax.set_xticks(xs.tolist(), [r["layer"] for r in rows])
-    ax.set_ylabel("relative to the Fisher information (mean over the layer), log₁₀ scale")
+    ax.set_ylabel("relative to the Fisher information\n(mean over the layer), log₁₀ scale")
     ax.set_title("Empirical Fisher: bias vs the estimators' standard deviations")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     ax = axes[1]
@@ -303,6 +304,6 @@ def run(ctx) -> None:
     ax.set_xlabel("Fisher information I(θ_i) (exact), log₁₀ scale")
     ax.set_ylabel("empirical Fisher, real labels, log₁₀ scale")
     ax.set_title("Per parameter (400 weights per layer)")
-    ax.legend(fontsize=7)
+    legend_below(ax, ncol=3)
     fig.tight_layout()
     ctx.save_figure(fig, "empirical_fisher.png")

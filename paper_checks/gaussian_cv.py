@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from paper_checks._common import max_rel_err, random_inputs, random_mlp
+from paper_checks._common import legend_below, max_rel_err, random_inputs, random_mlp
 from paper_checks._core import matplotlib, need
 
 NAME = "gaussian_cv"
@@ -125,5 +125,5 @@ def run(ctx) -> None:
         ax.set_xlabel("labels per input N, log₁₀ scale")
         ax.set_ylabel("coefficient of variation of Î₁, log₁₀ scale")
         ax.set_title("Gaussian head: CV of Î₁ is √(2/N) for every parameter")
-        ax.legend(fontsize=8)
+        legend_below(ax, ncol=1)
         ctx.save_figure(fig, "gaussian_cv.png")

@@ -14,6 +14,7 @@ import torch
 from paper_checks._common import (
     annotate_exact_zeros,
     kernel_for,
+    legend_below,
     linear_names,
     max_rel_err,
     random_inputs,
@@ -206,5 +207,5 @@ def run(ctx) -> None:
             f"N_x={s['n_inputs']}, N_y={s['n_labels']})",
             fontsize=10,
         )
-        ax.legend(fontsize=7)
+        legend_below(ax, ncol=1)
         ctx.save_figure(fig, "input_label_decomposition.png")

@@ -3,8 +3,11 @@ user-defined one: for a GLM and for one- and two-hidden-layer networks with symb
 weights, the expectation over ``y`` of the single-label estimators (polynomials in ``t``,
 taken through the family's raw moments) minus each closed form simplifies to exactly
 zero — unbiasedness, ``V₁``, ``V₂``, the covariance (pullback) forms, ``V₂ ≡ 0`` where ``h``
-is affine, the bounds, the input/label decomposition and the empirical-Fisher moments
-(docs/theory.md §2–§5).
+is affine, the bounds, the input/label decomposition, the empirical-Fisher moments, the
+§9 estimators, and the paper's companions of Theorem 4.1 — eq. (8) with certified λ̃(M),
+Cor. 4.2, Prop. 4.3 (a Lagrange-identity certificate on finite supports), Thm. 5.2
+(categorical), Lemma 4.8, the trace form and App. C's off-diagonal bounds, certified in
+exact arithmetic (docs/theory.md §2–§5, §9).
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ NAME = "symbolic_theory"
 #: position in the report (claims are discovered from their modules, sorted by it)
 ORDER = 20
 CLAIM = "The closed forms and bounds hold symbolically, for every family"
-WHERE = "paper's theorems (docs/theory.md §2–§5)"
+WHERE = (
+    "paper's theorems: Thm. 4.1 (eqs. 7–9), Cor. 4.2, Prop. 4.3, Thm. 5.2, Lemma 4.8, App. C "
+    "(docs/theory.md §2–§5, §9)"
+)
 METHOD = (
     "fishsym.symbolic.theory.check_theory_suite: sympy derivation of ℓ, score and curvature, "
     "expectation through the raw moments of t, difference to each closed form simplified to 0 "

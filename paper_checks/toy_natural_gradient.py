@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from fishsym.experiments.toy import TASKS, TRUE_WEIGHT, toy_model
+from paper_checks._common import legend_below
 from paper_checks._core import matplotlib, need
 
 NAME = "toy_natural_gradient"
@@ -242,7 +243,7 @@ def plot_toy(runs: dict):
         ax.set_xlabel("epoch")
         ax.set_ylabel("test NLL, log₁₀ scale")
         ax.set_title(f"{task.replace('_', ' ')}: test NLL")
-        ax.legend(fontsize=8)
+        legend_below(ax)
         ax = axes[i, 1]
         for j, r in enumerate(r1):
             ax.plot(
@@ -261,7 +262,7 @@ def plot_toy(runs: dict):
         ax.set_xlabel("w₁")
         ax.set_ylabel("w₂")
         ax.set_title("parameter trajectories (every step)")
-        ax.legend(fontsize=8)
+        legend_below(ax)
         ax = axes[i, 2]
         sums = runs.get((task, "sums"))
         if sums:
@@ -280,8 +281,8 @@ def plot_toy(runs: dict):
             )
             ax.set_yscale("symlog", linthresh=1e-3)
             ax.set_xlabel("epoch")
-            ax.set_ylabel("summed single-label variance, symlog₁₀ (linear below 1e−3)")
+            ax.set_ylabel("summed single-label variance\nsymlog₁₀ (linear below 1e−3)")
             ax.set_title("summed estimator variances (exact)")
-            ax.legend(fontsize=8)
+            legend_below(ax, ncol=1)
     fig.tight_layout()
     return fig

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from paper_checks._common import legend_below
 from paper_checks._core import matplotlib, need
 
 NAME = "toy_ng_appendix_a"
@@ -215,6 +216,6 @@ def _figure(plt, results, s):
         )
         ax_var.set_yscale("log")
         for ax in (ax_nll, ax_path, ax_var):
-            ax.legend(fontsize=7, loc="best", framealpha=0.6)
+            legend_below(ax)
     fig.tight_layout()
     return fig

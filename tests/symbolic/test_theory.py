@@ -185,6 +185,66 @@ def test_planted_wrong_bound_is_refuted_at_exact_points():
     assert theory.certify_le(wrong, lam_max)[0] is True
 
 
+class _Planted:
+    """A family with a deliberately wrong tensor (``μ₄`` or ``I`` scaled), all else real."""
+
+    def __init__(self, fam, mu4_scale=1, fisher_scale=1):
+        self._fam, self._mu4, self._fisher = fam, mu4_scale, fisher_scale
+
+    def __getattr__(self, name):
+        return getattr(self._fam, name)
+
+    @property
+    def fisher(self):
+        return self._fam.fisher * self._fisher
+
+    def central_moment_entries(self, k):
+        entries = self._fam.central_moment_entries(k)
+        return {ms: v * self._mu4 for ms, v in entries.items()} if k == 4 else entries
+
+
+def test_companions_records():
+    recs = theory.check_theory("categorical", "mlp1", claims=(9,))
+    claims = {r.claim.split(" [")[0] for r in recs}
+    assert claims == {
+        "9. Thm. 4.1 (8) with λ̃(M), Cor. 4.2",
+        "9. Lemma 4.8: Var_x I ≤ E_x[‖u‖⁴λ_max(I)²]",
+        "9. trace form (Cor. 4.6 type): Σ_g I(θ_i|x) ≤ ‖J_g‖₂² tr I",
+        "9. App. C off-diagonal bounds",
+        "9. Prop. 4.3: λ̃_max(μ₄) ≤ B·λ_max(I) ≤ B² (finite support)",
+        "9. Thm. 5.2 (categorical): λ_max(I) ≤ m(x), λ̃_max(M) ≤ 2m(x)",
+    }, claims
+    assert all(r.passed for r in recs), failures(recs)
+    # a family without a finite support has no Prop. 4.3 record, and enclosures work
+    vm = theory.check_theory("von_mises", "glm", claims=(9,))
+    assert all(r.passed for r in vm) and not any("Prop. 4.3" in r.claim for r in vm)
+
+
+def test_companions_refute_a_wrong_fourth_moment():
+    # μ₄ ÷ 10: V₁ = μ₄[u⁴] − I² goes negative and the Lagrange certificate breaks
+    fam = _Planted(families.get("bernoulli"), mu4_scale=sp.Rational(1, 10))
+    recs = theory.check_companions(fam, models.build("glm", 1))
+    failed = {r.claim.split(" [")[0] for r in recs if not r.passed}
+    assert "9. Thm. 4.1 (8) with λ̃(M), Cor. 4.2" in failed
+    assert any(c.startswith("9. Prop. 4.3") for c in failed)
+
+
+def test_companions_refute_a_wrong_fisher():
+    # I tripled: λ_max(I) exceeds Thm. 5.2's m(x), and Lemma 4.8 / App. C still hold or
+    # fail on their own terms — the categorical record must fail
+    fam = _Planted(families.get("categorical"), fisher_scale=3)
+    recs = theory.check_companions(fam, models.build("glm", 3))
+    thm = next(r for r in recs if r.claim.startswith("9. Thm. 5.2"))
+    assert not thm.passed and "λ_max(I) ≤ m(x)" in thm.detail
+    # the trace form holds for any PSD I (the tripled one too) ...
+    assert next(r for r in recs if r.claim.startswith("9. trace form")).passed
+    # ... and fails for one that is not PSD
+    # (d ≥ 2 and a hidden layer, so that J_gJ_gᵀ is not a multiple of the identity)
+    negative = _Planted(families.get("categorical"), fisher_scale=-1)
+    recs = theory.check_companions(negative, models.build("mlp1", 3))
+    assert not next(r for r in recs if r.claim.startswith("9. trace form")).passed
+
+
 def test_wrong_affine_expectation_is_refuted():
     # a sigmoid network's hidden weights are not affine: claiming all are must fail
     net = models.build("mlp1", 1, activation="sigmoid")
@@ -328,6 +388,9 @@ def test_jac_and_hess_diag_against_finite_differences(model_name):
         sp.polygamma(3, sp.Rational(40, 3)),
         sp.polygamma(1, 3),  # sympy evaluates it to π²/6 − 5/4
         sp.tanh(sp.Rational(3, 4)) ** 2 - sp.exp(sp.Rational(1, 2)) / 7,
+        sp.besseli(0, sp.sqrt(653) / 32),
+        sp.besseli(3, sp.Rational(37, 4)),
+        sp.besseli(1, sp.Rational(60)) / sp.besseli(0, sp.Rational(60)),
     ],
 )
 def test_enclosures_contain_the_value(expr):
@@ -452,7 +515,7 @@ def test_bad_input():
     with pytest.raises(UnsupportedModelError, match="d = 3"):
         theory.check_theory("poisson", models.build("glm", 3))
     with pytest.raises(ValueError, match="claims must be among"):
-        theory.check_theory("poisson", "glm", claims=(9,))
+        theory.check_theory("poisson", "glm", claims=(10,))
     # regression (issue 9.10/9.11): claims=5 raised a raw TypeError, n_points=0 reported
     # passed=True after checking nothing
     with pytest.raises(fishsym.errors.InvalidArgumentError, match="n_points"):

@@ -16,7 +16,11 @@ that the numeric layer implements, and returns one :class:`CheckResult` per clai
    at another natural parameter;
 8. the estimators of §9: the batched squared score's mean and variance over two inputs,
    the Hutchinson probe's mean and variance, and the recipe's factor ``RRᵀ = I(h)``
-   (:mod:`fishsym.symbolic.theory.estimators`).
+   (:mod:`fishsym.symbolic.theory.estimators`);
+9. the paper's companions of Theorem 4.1: eq. (8) with the certified ``λ̃(M)`` values of
+   ``M = μ₄ − I⊗I``, Cor. 4.2, Prop. 4.3 (finite supports: a Lagrange-identity
+   certificate), Thm. 5.2 (categorical), Lemma 4.8 and the off-diagonal bounds of App. C
+   (:mod:`fishsym.symbolic.theory.companions`).
 
 How the proofs work — and why they are fast and family-independent
 -------------------------------------------------------------------
@@ -120,6 +124,7 @@ from fishsym.symbolic.theory.claims import (  # noqa: F401
     family_shift_link,
     shift_moment,
 )
+from fishsym.symbolic.theory.companions import check_companions  # noqa: F401
 from fishsym.symbolic.theory.closed_forms import (  # noqa: F401
     CLOSED_FORMS,
     ClosedForms,
@@ -187,6 +192,7 @@ __all__ = [
     "check_affine",
     "check_bounds",
     "check_categorical_spectrum",
+    "check_companions",
     "check_decomposition",
     "check_empirical",
     "check_theory",

@@ -29,4 +29,4 @@ INPUT_WEIGHTS = (sp.Rational(1, 6), sp.Rational(1, 3), sp.Rational(1, 2))
 INPUT_WEIGHTS_NXNY = (sp.Rational(1, 3), sp.Rational(2, 3))
 #: numbers of inputs and of labels per input of the (N_x, N_y) form checked in claim 6
 N_X, N_Y = 2, 2
-CLAIMS = (1, 2, 3, 4, 5, 6, 7, 8)
+CLAIMS = (1, 2, 3, 4, 5, 6, 7, 8, 9)

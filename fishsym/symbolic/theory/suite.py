@@ -26,6 +26,7 @@ from fishsym.symbolic.theory.claims import (
 )
 from fishsym.symbolic.theory.closed_forms import CLOSED_FORMS, ClosedForms
 from fishsym.symbolic.theory.constants import CLAIMS, N_POINTS
+from fishsym.symbolic.theory.companions import check_companions
 from fishsym.symbolic.theory.estimators import check_estimators
 
 
@@ -72,8 +73,8 @@ def check_theory(
                   ``d = fam.dim`` outputs
     activation:   for the networks: one of :data:`fishsym.symbolic.models.ACTIVATIONS`
                   (default: the placeholder ``"sigma"``, i.e. any smooth activation)
-    claims:       which of the claims 1–7 (module docstring) to check
-    seed:         seeds the random exact points (claims 5, 6)
+    claims:       which of the claims 1–9 (module docstring) to check
+    seed:         seeds the random exact points (claims 5, 6, 9)
     n_points:     number of random exact points of the bound checks
     closed_forms: the formulas under test (:class:`ClosedForms`)
 
@@ -120,6 +121,8 @@ def check_theory(
         out += check_empirical(fam, m, closed_forms)
     if 8 in claims:
         out += check_estimators(fam, m, closed_forms)
+    if 9 in claims:
+        out += check_companions(fam, m, seed=seed, n_points=min(n_points, 2))
     return out
 
 
