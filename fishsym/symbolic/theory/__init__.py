@@ -124,11 +124,11 @@ from fishsym.symbolic.theory.claims import (  # noqa: F401
     family_shift_link,
     shift_moment,
 )
-from fishsym.symbolic.theory.companions import check_companions  # noqa: F401
 from fishsym.symbolic.theory.closed_forms import (  # noqa: F401
     CLOSED_FORMS,
     ClosedForms,
 )
+from fishsym.symbolic.theory.companions import check_companions  # noqa: F401
 from fishsym.symbolic.theory.constants import (  # noqa: F401
     CLAIMS,
     INPUT_WEIGHTS,

@@ -25,8 +25,8 @@ from fishsym.symbolic.theory.claims import (
     check_empirical,
 )
 from fishsym.symbolic.theory.closed_forms import CLOSED_FORMS, ClosedForms
-from fishsym.symbolic.theory.constants import CLAIMS, N_POINTS
 from fishsym.symbolic.theory.companions import check_companions
+from fishsym.symbolic.theory.constants import CLAIMS, N_POINTS
 from fishsym.symbolic.theory.estimators import check_estimators
 
 
