@@ -155,10 +155,13 @@ def inverse_gaussian() -> ExponentialFamily:
 #: (model, activation, claims) run by :func:`check_theory_suite` for every family: all
 #: claims for the GLM and the placeholder-activation networks (any smooth σ), and the
 #: model-dependent claims for concrete activations
+#: the companions (claim 9) run on the GLM and the one-hidden-layer net: they are checks at
+#: exact points of statements about the vectors u_i, w_i, which mlp2 adds nothing new to
+#: (tests/symbolic/test_theory.py runs every claim on mlp2 too), and cost ~25 s there
 SUITE_MODELS = (
     ("glm", None, CLAIMS),
     ("mlp1", "sigma", CLAIMS),
-    ("mlp2", "sigma", CLAIMS),
+    ("mlp2", "sigma", tuple(c for c in CLAIMS if c != 9)),
     ("mlp1", "sigmoid", (1, 2, 4)),
     ("mlp1", "tanh", (1, 2, 4)),
     ("mlp1", "softplus", (1, 2, 4)),
