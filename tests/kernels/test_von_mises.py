@@ -249,3 +249,20 @@ def test_angle_concentration_adapter():
                 1e-10 * scale + 1e-300
             )
     assert float(res.var2["2.weight"].abs().max()) > 0  # the adapter's curvature
+
+
+def test_bad_input_is_refused():
+    from fishsym.errors import FishsymError, InfiniteSupportError, NonFiniteError
+
+    kern = kernels.get("von_mises")
+    h = torch.tensor([0.5, -0.3], dtype=F64)
+    with pytest.raises(TypeError, match="angles in radians"):
+        kern.log_prob(torch.tensor([1, 2]), h)
+    with pytest.raises(FishsymError, match="finite angles"):
+        kern.log_prob(torch.tensor([0.5, math.nan], dtype=F64), h)
+    with pytest.raises(NonFiniteError, match="NaN"):
+        kern.mean(torch.tensor([math.inf, 0.0], dtype=F64))
+    with pytest.raises(InfiniteSupportError, match="continuum"):
+        kern.support_labels()
+    with pytest.raises(FishsymError, match="link must be"):
+        angle_concentration("sigmoid")
