@@ -90,11 +90,10 @@ def _tensors_at(fam: ExponentialFamily, h0) -> tuple[sp.Matrix, dict, dict]:
     return I, mu4, M
 
 
-def _vectors_at(model: SymbolicModel, values, rng) -> tuple[list, list, dict]:
-    """``u_i``, ``w_i`` and the mixed ``∂²h/∂θ_i∂θ_j`` for the first pairs, exact."""
+def _vectors_at(model: SymbolicModel, values, rng) -> tuple[list, dict]:
+    """``u_i`` and the mixed ``∂²h/∂θ_i∂θ_j`` for the first pairs, exact."""
     P = model.n_params
     jac = [_models.substitute(model.jac(i), values) for i in range(P)]
-    hes = [_models.substitute(model.hess_diag(i), values) for i in range(P)]
     pairs = list(itertools.combinations(range(P), 2))[:MAX_PAIRS]
     mixed = {
         (i, j): _models.substitute(
@@ -103,7 +102,7 @@ def _vectors_at(model: SymbolicModel, values, rng) -> tuple[list, list, dict]:
         for i, j in pairs
     }
     opaque: dict = {}
-    for vec in (*jac, *hes, *mixed.values()):
+    for vec in (*jac, *mixed.values()):
         for e in vec:
             for atom in _opaque_atoms(sp.sympify(e)):
                 opaque.setdefault(atom, _models.random_rational(rng))
@@ -111,7 +110,7 @@ def _vectors_at(model: SymbolicModel, values, rng) -> tuple[list, list, dict]:
     def exact(vec):
         return [sp.sympify(e).xreplace(opaque) for e in vec]
 
-    return [exact(v) for v in jac], [exact(v) for v in hes], {k: exact(v) for k, v in mixed.items()}
+    return [exact(v) for v in jac], {k: exact(v) for k, v in mixed.items()}
 
 
 def _form4(T: dict, d: int, a: Sequence, b: Sequence) -> sp.Expr:
@@ -197,7 +196,7 @@ def check_companions(
         lo_mu4, hi_mu4, _ = extreme_eigenvalues(G, D)
         G, D = sym2_pencil(M, d)
         lo_M, hi_M, _ = extreme_eigenvalues(G, D)
-        jac, _, mixed = _vectors_at(model, values, rng)
+        jac, mixed = _vectors_at(model, values, rng)
         fishers, caps = [], []
         for i, u in enumerate(jac):
             nu = Value.of(sum(e**2 for e in u))
