@@ -29,6 +29,7 @@ import contextlib
 import copy
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -105,6 +106,43 @@ def _private_copy(model: nn.Module) -> nn.Module:
         ) from err
 
 
+# --------------------------------------------------------------------------- the head
+@dataclass
+class LinearHead:
+    """A final ``nn.Linear`` whose output is ``h`` itself: ``h = W z + b`` with ``z`` the
+    layer input (:meth:`ModelView.linear_head`). For its entries ``u = e_a z_b`` (bias:
+    ``e_a``), so ``I(W[a, b]|x) = I(h)_aa z_b²`` in closed form (docs/theory.md §7).
+
+    Attributes
+    ----------
+    module:
+        The module's qualified name.
+    weight, bias:
+        The trainable parameter names (``None`` for a frozen or absent one).
+    h:
+        ``[n, d]``, the outputs of the inputs checked.
+    z:
+        ``[n, in]``, the head's input for each input.
+    """
+
+    module: str
+    weight: str | None
+    bias: str | None
+    h: Tensor
+    z: Tensor
+
+    @property
+    def names(self) -> list[str]:
+        """The trainable parameter names of the head."""
+        return [n for n in (self.weight, self.bias) if n is not None]
+
+
+#: inputs on which :meth:`ModelView.linear_head` confirms ``∂h = V z + β`` by a JVP
+HEAD_CHECK_INPUTS = 8
+#: tolerance of that check, in units of the float eps times the size of the terms
+HEAD_CHECK_ULPS = 1024
+
+
 # --------------------------------------------------------------------------- the view
 class ModelView:
     """``h(x; θ)`` of a user's model, evaluated on a private copy with cast parameters.
@@ -153,8 +191,10 @@ class ModelView:
         self.dtype = dtype
         self.output = output
         first = next(iter(model.parameters()), None)
-        self.device = torch.device(device) if device is not None else (
-            first.device if first is not None else torch.device("cpu")
+        self.device = (
+            torch.device(device)
+            if device is not None
+            else (first.device if first is not None else torch.device("cpu"))
         )
         self.params: dict[str, Tensor] = {}
         self.constants: dict[str, Tensor] = {}
@@ -233,6 +273,89 @@ class ModelView:
             "parameters [n_inputs, d]"
         )
 
+    # ------------------------------------------------------------------ the head
+    def linear_head(self, x: Tensor) -> LinearHead | None:
+        """The final ``nn.Linear`` of the model when ``h = W z + b`` can be proved, with
+        ``h`` and ``z`` for every input of ``x``; ``None`` otherwise.
+
+        Proved, not assumed: the model's (selected) output tensor *is* the output of one
+        ``nn.Linear`` of the private copy, a 2-D ``[n, d]`` tensor; that module ran once per
+        forward pass; none of its trainable parameters is shared with another module;
+        and a forward-mode derivative along a random direction ``(V, β)`` of its
+        parameters equals ``V z + β`` on the first inputs — which fails if the
+        parameters also enter ``h`` another way (a weight tied by functional code).
+        """
+        calls: dict[int, list] = {}
+
+        def record(module, args, out):
+            calls.setdefault(id(module), []).append((args[0] if args else None, out))
+
+        linears = [(n, m) for n, m in self.module.named_modules() if isinstance(m, nn.Linear)]
+        handles = [m.register_forward_hook(record) for _, m in linears]
+        try:
+            with torch.no_grad(), math_attention():
+                raw = self.raw(None, x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not isinstance(raw, Tensor) or raw.dim() != 2:
+            return None
+        found = [
+            (name, module)
+            for name, module in linears
+            if len(calls.get(id(module), ())) == 1 and calls[id(module)][0][1] is raw
+        ]
+        if len(found) != 1:
+            return None
+        name, module = found[0]
+        z = calls[id(module)][0][0]
+        if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[0] != raw.shape[0]:
+            return None
+        prefix = f"{name}." if name else ""
+        aliases = {a for names in self.shared.values() for a in names}
+        names = {}
+        for kind in ("weight", "bias"):
+            full = prefix + kind
+            if getattr(module, kind, None) is None or full not in self.params:
+                names[kind] = None
+            elif full in aliases:
+                return None  # tied: h is not W z + b in it alone
+            else:
+                names[kind] = full
+        if names["weight"] is None and names["bias"] is None:
+            return None
+        if not self._head_is_affine(x[:HEAD_CHECK_INPUTS], names, z[:HEAD_CHECK_INPUTS]):
+            return None
+        return LinearHead(name, names["weight"], names["bias"], raw, z)
+
+    def _head_is_affine(self, x: Tensor, names: dict, z: Tensor) -> bool:
+        """``∂h[(V, β)] = V z + β`` along one random direction (forward mode)."""
+        from torch.func import jvp
+
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        wanted = {n: self.params[n] for n in names.values() if n is not None}
+        tangents = {
+            n: torch.randn(p.shape, generator=gen, dtype=p.dtype, device=p.device)
+            for n, p in wanted.items()
+        }
+        try:
+            with torch.no_grad(), math_attention():
+                _, dh = jvp(lambda ps: self.batch(ps, x), (wanted,), (tangents,))
+        except (RuntimeError, NotImplementedError, TypeError):
+            return False  # no forward-mode rule somewhere: not proved
+        expected = torch.zeros_like(dh)
+        size = torch.zeros_like(dh)
+        if names["weight"] is not None:
+            v = tangents[names["weight"]]
+            expected = expected + z @ v.T
+            size = size + z.abs() @ v.abs().T
+        if names["bias"] is not None:
+            beta = tangents[names["bias"]]
+            expected = expected + beta
+            size = size + beta.abs()
+        tol = HEAD_CHECK_ULPS * torch.finfo(dh.dtype).eps * (size + size.max() * 1e-3)
+        return bool(((dh - expected).abs() <= tol).all())
+
     # ------------------------------------------------------------------ checks
     def probe(self, x: Tensor) -> int:
         """Check the output on the first inputs of ``x`` and return ``d``.
@@ -277,8 +400,8 @@ class ModelView:
                 f"({type(squash).__name__}): probabilities, not the natural parameters h of "
                 "an exponential family. Pass the logits instead (drop the final "
                 f"{type(squash).__name__}, e.g. model[:-1] for an nn.Sequential); fishsym's "
-                "families apply the link themselves (\"categorical\" takes logits, "
-                "\"bernoulli\" / \"independent_bernoulli\" take log-odds)"
+                'families apply the link themselves ("categorical" takes logits, '
+                '"bernoulli" / "independent_bernoulli" take log-odds)'
             )
         if raw.dim() == 0 or raw.shape[0] != x1.shape[0]:
             raise ShapeError(
@@ -320,8 +443,10 @@ def memory_budget(max_memory: float | None = None, device=None) -> int:
     :data:`MEMORY_SHARE` of the free memory of a CUDA ``device`` or of the physical
     memory of this machine."""
     if max_memory is not None:
-        if isinstance(max_memory, bool) or not isinstance(max_memory, (int, float)) or not (
-            max_memory > 0
+        if (
+            isinstance(max_memory, bool)
+            or not isinstance(max_memory, (int, float))
+            or not (max_memory > 0)
         ):
             raise ArgumentTypeError(
                 f"max_memory must be a positive number of bytes or None; got {max_memory!r}"
@@ -354,6 +479,7 @@ def _bytes(n: float) -> str:
 
 
 __all__ = [
+    "LinearHead",
     "ModelView",
     "SQUASHING",
     "check_deterministic",

@@ -297,6 +297,13 @@ class FamilyKernel:
         h = self._h(h)
         return self._finite(self._fisher(h), "the Fisher information I(h)", h)
 
+    def fisher_diagonal(self, h: torch.Tensor) -> torch.Tensor:
+        """The diagonal ``I(h)_aa = Var[t_a]``, ``[..., d]`` → ``[..., d]``, without the
+        ``d × d`` matrix: the closed-form Fisher of a final Linear layer (``u = e_a z_b``)
+        needs only this (:func:`fishsym.diagonal_fisher`)."""
+        h = self._h(h)
+        return self._finite(self._fisher_diagonal(h), "the diagonal of I(h)", h)
+
     def quadratic(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``vᵀ I(h) v`` per column: ``h`` ``[..., d]``, ``v`` ``[..., d, K]`` → ``[..., K]``."""
         h = self._h(h)
@@ -400,6 +407,19 @@ class FamilyKernel:
 
     def _fisher(self, h):
         raise NotImplementedError
+
+    #: identity columns per call of the default :meth:`_fisher_diagonal`
+    DIAGONAL_CHUNK = 64
+
+    def _fisher_diagonal(self, h):
+        # eᵀ_a I e_a through the quadratic form, a chunk of identity columns at a time
+        # (shared by the whole batch: no [..., d, d] tensor); O(d) overrides where known
+        eye = torch.eye(self.d, dtype=h.dtype, device=h.device)
+        parts = [
+            self._quadratic(h, eye[:, i : i + self.DIAGONAL_CHUNK])
+            for i in range(0, self.d, self.DIAGONAL_CHUNK)
+        ]
+        return torch.cat(parts, -1)
 
     def _quadratic(self, h, v):
         return torch.einsum("...ce,...cK,...eK->...K", self._fisher(h), v, v)

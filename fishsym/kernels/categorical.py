@@ -327,6 +327,10 @@ class CategoricalKernel(_SoftmaxKernel):
     def _fisher(self, h):
         return categorical_fisher(*softmax_complement(h))
 
+    def _fisher_diagonal(self, h):
+        p, q = softmax_complement(h)  # p_c(1 − p_c) with 1 − p_c free of cancellation
+        return p * q
+
     def _quadratic(self, h, v):
         return categorical_quadratic(torch.softmax(h, -1), v)
 
@@ -442,6 +446,10 @@ class CategoricalMinimalKernel(_SoftmaxKernel):
     def _fisher(self, h):
         p, q = softmax_complement(torch.cat([h, torch.zeros_like(h[..., :1])], -1))
         return categorical_fisher(p[..., :-1], q[..., :-1])
+
+    def _fisher_diagonal(self, h):
+        p, q = softmax_complement(torch.cat([h, torch.zeros_like(h[..., :1])], -1))
+        return (p * q)[..., :-1]
 
     def _quadratic(self, h, v):
         return categorical_quadratic(self._p(h), self._pad(v))
@@ -567,6 +575,10 @@ class MultinomialKernel(_SoftmaxKernel):
 
     def _fisher(self, h):
         return self.n * categorical_fisher(*softmax_complement(h))
+
+    def _fisher_diagonal(self, h):
+        p, q = softmax_complement(h)
+        return self.n * (p * q)
 
     def _quadratic(self, h, v):
         return self.n * categorical_quadratic(torch.softmax(h, -1), v)

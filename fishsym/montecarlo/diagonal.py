@@ -6,7 +6,11 @@ from the model for the squared score ``Î₁`` (``(∂_iℓ)²``), or a Rademach
 Hutchinson estimator (``(∂_i ξᵀR̄ᵀh)²``) — and one per-sample gradient
 (``torch.func.vmap(grad)``: one backward pass per input). The round's estimate is the
 mean over the inputs; rounds are independent, so their mean is unbiased and their
-spread gives a standard error without any model assumption.
+spread gives a standard error without any model assumption. The interval is Student-t
+with Hall's (1992) skewness correction (:func:`interval`): squared scores of rare labels
+are strongly right-skewed, and the plain t-interval then misses the truth from below far
+more often than its nominal rate says (measured on a 1,000-class head at 1,024 rounds:
+90 % plain, 95 % corrected).
 
 ``estimator="auto"`` runs a pilot of both for a few rounds and keeps, per parameter group,
 the one with the smaller estimated variance (both cost one backward pass per input and
@@ -14,13 +18,24 @@ round); rounds are added until, in every group, the **median entry's** relative 
 at ``confidence`` (Student-t on the rounds) is at most ``rel_error``, or ``max_labels``
 rounds are spent — the report says which (never before :data:`MIN_ROUNDS` rounds: a
 t-interval on fewer rounds of skewed squared scores covers less than its nominal rate).
-An entry whose rounds never differed although
-its mean is positive (with many classes, a label never drawn) counts as unresolved,
-never as exact: the squared score's sample variance cannot see events it has not
-sampled, so with many classes and few labels the Hutchinson estimator (every class
-contributes to every probe) is both chosen and reliable. Where the exact route is cheap
-(``exact="auto"``: few outputs and a small model) the exact Fisher is returned instead,
-with zero error, and the report says so.
+An entry whose rounds never differed although its mean is positive (with many classes, a
+label never drawn) counts as unresolved, never as exact (its standard error is ``inf``
+and its interval ``[0, inf)``): the squared score's sample variance cannot see events it
+has not sampled, so with many classes and few labels the Hutchinson estimator (every
+class contributes to every probe) is both chosen and reliable. Where the exact route is
+cheap (``exact="auto"``: few outputs and a small model) the exact Fisher is returned
+instead, with zero error, and the report says so.
+
+**The head in closed form** (``exact_head=True``). Where the model's output is, provably,
+the output of one final ``nn.Linear`` (``h = W z + b``: :meth:`ModelView.linear_head`),
+its entries have ``u = e_a z_b``, so the label (or probe) can be integrated out exactly:
+``E_y[(∂ℓ/∂W[a,b])²] = I(h)_aa z_b²`` — the conditional expectation of either estimator
+given the input (Rao–Blackwell), at the cost of one forward pass, with zero error. This
+matters most where sampling is least reliable: the head row of a rare class ``a`` is hit
+only when that class is drawn (``p_a ≈ 10⁻⁴`` over 6,000 draws: about one hit), a
+low-count event for which no interval from the rounds is valid (measured: the squared
+score's 95 % intervals cover 91.7 % of a bare 1,000-class head's entries at 128 rounds).
+The other parameters are sampled as described; their intervals cover at the nominal rate.
 """
 
 from __future__ import annotations
@@ -82,6 +97,42 @@ def t_quantile(p: float, dof: int) -> float:
     )
 
 
+def interval(
+    mean: Tensor, stderr: Tensor, skewness: Tensor, rounds: int, confidence: float
+) -> tuple[Tensor, Tensor]:
+    """Skewness-corrected Student-t interval for a mean of ``rounds`` replicates
+    (Hall 1992, *On the removal of skewness by transformation*, JRSS B 54).
+
+    The studentised mean ``T = (x̄ − μ)/s_x̄`` of right-skewed replicates (sample skewness
+    ``γ``) has mean ``≈ −γ/(2√r)`` and skewness ``≈ −2γ/√r``; the monotone map
+    ``g(T) = ((1 + aT/3)³ − 1)/a + a/6`` with ``a = γ/√r`` removes both to order ``1/√r``,
+    so ``g(T)`` is referred to the t quantile ``q``: ``μ ∈ [x̄ − s_x̄ g⁻¹(q),
+    x̄ − s_x̄ g⁻¹(−q)]`` with ``g⁻¹(y) = (3/a)(∛(1 + a(y − a/6)) − 1)``. At ``γ = 0`` it is
+    the t-interval ``x̄ ∓ q s_x̄``. A Fisher entry is never negative: ``lower ≥ 0``.
+    Returns ``(lower, upper)`` shaped like ``mean``.
+    """
+    q = t_quantile((1 + confidence) / 2, rounds - 1) if rounds > 1 else math.inf
+    a = skewness / math.sqrt(max(rounds, 1))
+    tiny = a.abs() < 1e-8  # g⁻¹(y) → y − a/6 as a → 0 (the cube root would cancel)
+
+    def g_inv(y: float) -> Tensor:
+        z = 1 + a * (y - a / 6)
+        root = z.sign() * z.abs().pow(1 / 3)
+        safe = torch.where(tiny, torch.ones_like(a), a)
+        return torch.where(tiny, y - a / 6, 3 / safe * (root - 1))
+
+    if math.isinf(q):
+        inf = torch.full_like(mean, math.inf)
+        return torch.zeros_like(mean), inf
+    # 0·inf is nan: an unresolved entry (stderr inf) gets [0, inf)
+    lower = torch.where(stderr.isinf(), 0.0, mean - stderr * g_inv(q))
+    upper = torch.where(stderr.isinf(), math.inf, mean - stderr * g_inv(-q))
+    exact = stderr == 0
+    lower = torch.where(exact, mean, lower).clamp_min(0)
+    upper = torch.where(exact, mean, upper)
+    return lower, upper
+
+
 @dataclass
 class DiagonalFisher:
     """The result of :func:`diagonal_fisher`.
@@ -91,11 +142,19 @@ class DiagonalFisher:
     value:
         ``{name: tensor}`` shaped like the parameters: the estimate of the mean Fisher.
     stderr:
-        ``{name: tensor}``: standard errors (zero on the exact route).
+        ``{name: tensor}``: standard errors (zero on the exact route; ``inf`` where
+        ``unresolved``).
+    skewness:
+        ``{name: tensor}``: sample skewness of each entry's round estimates (zero on the
+        exact route), which :meth:`ci` corrects for.
+    unresolved:
+        ``{name: bool tensor}``: entries with a positive mean whose rounds never differed
+        (a label never drawn): nothing is known about their error.
     rounds:
         Draws per input used, per parameter group.
     estimators:
-        The estimator used per group (``"exact"`` on the exact route).
+        The estimator used per group (``"exact"`` on the exact route,
+        ``"closed-form head"`` for the final Linear layer with ``exact_head``).
     status:
         Per group: ``"reached"`` (the target error), ``"budget spent"`` or ``"exact"``.
     """
@@ -103,6 +162,8 @@ class DiagonalFisher:
     value: dict[str, Tensor]
     stderr: dict[str, Tensor]
     groups: dict[str, list[str]]
+    skewness: dict[str, Tensor] = field(default_factory=dict)
+    unresolved: dict[str, Tensor] = field(default_factory=dict)
     rounds: dict[str, int] = field(default_factory=dict)
     estimators: dict[str, str] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
@@ -111,35 +172,38 @@ class DiagonalFisher:
     confidence: float = 0.95
     n_inputs: int = 0
 
-    def _t(self, confidence: float, group: str) -> float:
-        rounds = self.rounds.get(group, 0)
-        return t_quantile((1 + confidence) / 2, rounds - 1) if rounds > 1 else 0.0
-
     def ci(self, confidence: float = 0.95) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """``(lower, upper)`` dicts: ``value ∓ t·stderr`` at ``confidence`` (Student-t on the
-        rounds; a Fisher entry is never negative, so ``lower ≥ 0``)."""
+        """``(lower, upper)`` dicts at ``confidence``: the skewness-corrected Student-t
+        interval on the rounds (:func:`interval`; a Fisher entry is never negative, so
+        ``lower ≥ 0``; ``[0, inf)`` where ``unresolved``; the value itself on the exact
+        route)."""
         confidence = check_probability(confidence, "confidence")
         lower, upper = {}, {}
         for group, names in self.groups.items():
-            t = self._t(confidence, group)
+            rounds = self.rounds.get(group, 0)
             for n in names:
-                lower[n] = (self.value[n] - t * self.stderr[n]).clamp_min(0)
-                upper[n] = self.value[n] + t * self.stderr[n]
+                if self.status.get(group) == "exact":
+                    lower[n], upper[n] = self.value[n].clone(), self.value[n].clone()
+                    continue
+                lower[n], upper[n] = interval(
+                    self.value[n], self.stderr[n], self.skewness[n], rounds, confidence
+                )
         return lower, upper
 
     def report(self) -> str:
         """Per layer: estimator, draws per input, achieved relative error of the median
         entry at the requested confidence, and whether the target was reached."""
-        head = ["group", "estimator", "draws/input", "median rel. error", "status"]
+        head = ["group", "estimator", "draws/input", "median rel. error", "unresolved", "status"]
         body = [
             [
                 g or "(model)",
                 self.estimators[g],
                 str(self.rounds[g]),
                 f"{100 * self.achieved[g]:.3g}%",
+                str(sum(int(self.unresolved[n].sum()) for n in names)),
                 self.status[g],
             ]
-            for g in self.groups
+            for g, names in self.groups.items()
         ]
         return text_table(
             f"diagonal Fisher (mean over {self.n_inputs} inputs): target {self.rel_error:.0%} "
@@ -163,13 +227,18 @@ class _Sampler:
         generator: torch.Generator,
         reduce_ranks: bool = False,
         n_total: int | None = None,
+        names: list[str] | None = None,
+        h: Tensor | None = None,
     ):
         self.view, self.kernel, self.x, self.gen = view, kernel, x, generator
         self.reduce_ranks = reduce_ranks
         self.n_total = x.shape[0] if n_total is None else n_total
-        self.names = list(view.params)
-        with math_attention():
-            self.h = view.outputs(x)
+        # the parameters differentiated (the others, e.g. a closed-form head, stay fixed)
+        self.names = list(view.params) if names is None else list(names)
+        if h is None:
+            with math_attention():
+                h = view.outputs(x)
+        self.h = h
         # ∂ψ/∂h = R̄ξ for the probe ξ: the transpose of the (linear) map v ↦ R̄ᵀv, by one
         # vector-Jacobian product — O(d) per input for the categorical factor, no d × d
         zeros = torch.zeros(*self.h.shape, 1, dtype=self.h.dtype, device=self.h.device)
@@ -195,11 +264,12 @@ class _Sampler:
                 return (wi * view.single(params, xi)).sum()
 
         per = vmap(grad(scalar), in_dims=(None, 0, 0, 0))
-        total = {name: torch.zeros_like(p) for name, p in view.params.items()}
+        params = {name: view.params[name] for name in self.names}
+        total = {name: torch.zeros_like(p) for name, p in params.items()}
         with math_attention():
             for start in range(0, n, INPUT_CHUNK):
                 rows = slice(start, start + INPUT_CHUNK)
-                g = per(view.params, self.x[rows], labels[rows], weights[rows])
+                g = per(params, self.x[rows], labels[rows], weights[rows])
                 for name in self.names:
                     total[name] += g[name].detach().pow(2).sum(0)
         if self.reduce_ranks:
@@ -223,6 +293,7 @@ def diagonal_fisher(
     output=None,
     max_inputs: int | None = None,
     distributed: bool | None = None,
+    exact_head: bool = True,
 ) -> DiagonalFisher:
     """A diagonal Fisher (mean over ``inputs``) with standard errors and a stated accuracy.
 
@@ -251,6 +322,12 @@ def diagonal_fisher(
         ``"auto"`` takes the exact route (:func:`fishsym.fisher_variances`) when it costs
         fewer passes than sampling would (``d ≤ EXACT_MAX_OUTPUTS``); ``True`` always,
         ``False`` never.
+    exact_head:
+        Give the final ``nn.Linear`` layer, where ``h = W z + b`` is proved
+        (:meth:`fishsym.common.ModelView.linear_head`), its exact Fisher in closed form,
+        ``mean_n I(h_n)_aa z_{n,b}²`` (zero error; ``estimators[group] ==
+        "closed-form head"``), and sample only the other parameters; ``False`` samples
+        every parameter.
     """
     rel_error = check_positive(rel_error, "rel_error")
     confidence = check_probability(confidence, "confidence")
@@ -259,6 +336,8 @@ def diagonal_fisher(
     check_generator(generator)
     if exact not in (True, False, "auto"):
         raise InvalidArgumentError(f"exact must be True, False or 'auto'; got {exact!r}")
+    if not isinstance(exact_head, bool):
+        raise InvalidArgumentError(f"exact_head must be True or False; got {exact_head!r}")
     dtype = check_dtype(dtype)
     x, _ = materialise(inputs, max_inputs=max_inputs)
     reduce_ranks = use_distributed(distributed)
@@ -279,62 +358,101 @@ def diagonal_fisher(
         )
         result.value = {n: t.clone() for n, t in res.fisher.items()}
         result.stderr = {n: torch.zeros_like(t) for n, t in res.fisher.items()}
+        result.skewness = {n: torch.zeros_like(t) for n, t in res.fisher.items()}
+        result.unresolved = {
+            n: torch.zeros_like(t, dtype=torch.bool) for n, t in res.fisher.items()
+        }
         for g in groups:
             result.rounds[g], result.estimators[g] = 0, "exact"
             result.status[g], result.achieved[g] = "exact", 0.0
         return result
 
+    head = view.linear_head(x) if exact_head else None
+    if head is not None:
+        _closed_form_head(result, head, kernel, groups, n_total, reduce_ranks)
+        # the rest is sampled (a group keeps only its entries outside the head)
+        rest = {g: [n for n in names if n not in head.names] for g, names in groups.items()}
+        groups = {g: names for g, names in rest.items() if names}
+        if not groups:
+            return result
+    sampled = [n for names in groups.values() for n in names]
     gen = _dist.rank_generator(generator) if reduce_ranks else generator
-    sampler = _Sampler(view, kernel, x, gen, reduce_ranks, n_total)
+    sampler = _Sampler(
+        view, kernel, x, gen, reduce_ranks, n_total, sampled, None if head is None else head.h
+    )
     wanted = SAMPLED if estimator == "auto" else (estimator,)
-    # running mean and sum of squared deviations per entry (Welford: a sum of squares minus
-    # r·mean² would cancel to zero where the rounds hardly differ)
-    means = {e: {n: torch.zeros_like(p) for n, p in view.params.items()} for e in wanted}
-    m2 = {e: {n: torch.zeros_like(p) for n, p in view.params.items()} for e in wanted}
+
+    # running mean and sums of squared and cubed deviations per entry (Welford's and
+    # Pébay's one-pass updates: r·mean² subtracted from a sum of squares would cancel to
+    # zero where the rounds hardly differ)
+    def fresh():
+        return {e: {n: torch.zeros_like(view.params[n]) for n in sampled} for e in wanted}
+
+    means, m2, m3 = fresh(), fresh(), fresh()
     rounds = dict.fromkeys(wanted, 0)
 
     def run(e):
         est = sampler.round(e)
         rounds[e] += 1
+        r = rounds[e]
         for n, t in est.items():
             delta = t - means[e][n]
-            means[e][n] += delta / rounds[e]
-            m2[e][n] += delta * (t - means[e][n])
+            step = delta / r
+            spread = delta * step * (r - 1)
+            m3[e][n] += spread * step * (r - 2) - 3 * step * m2[e][n]
+            m2[e][n] += spread
+            means[e][n] += step
 
     def moments(e, names):
+        """``(mean, variance, skewness, unresolved)`` per entry of ``names`` under ``e``;
+        an unresolved entry (rounds never differed although the mean is positive: its
+        sample variance 0 says nothing — a label class never drawn, say) never counts as
+        exact."""
         r = rounds[e]
-        return {n: means[e][n] for n in names}, {n: m2[e][n] / (r - 1) for n in names}
+        mean = {n: means[e][n] for n in names}
+        var = {n: m2[e][n] / (r - 1) for n in names}
+        biased = {n: m2[e][n] / r for n in names}
+        skew = {
+            n: torch.where(biased[n] > 0, m3[e][n] / r / biased[n].clamp_min(1e-300) ** 1.5, 0.0)
+            for n in names
+        }
+        unknown = {n: (var[n] == 0) & (mean[n] > 0) for n in names}
+        return mean, var, skew, unknown
+
+    def stderr_of(e, names):
+        mean, var, skew, unknown = moments(e, names)
+        se = {n: torch.where(unknown[n], math.inf, (var[n] / rounds[e]).sqrt()) for n in names}
+        return mean, se, skew, unknown
 
     for e in wanted:
         for _ in range(min(PILOT_ROUNDS, max_labels)):
             run(e)
 
-    def unresolved(e, names):
-        """Entries whose rounds never differed although their mean is positive: their
-        sample variance 0 says nothing (a label class never drawn, say), so they count as
-        unresolved — never as exact."""
-        mean, var = moments(e, names)
-        return sum(int(((var[n] == 0) & (mean[n] > 0)).sum()) for n in names)
-
     choice = {}
     for g, names in groups.items():
         totals = {e: sum(float(moments(e, names)[1][n].sum()) for n in names) for e in wanted}
         # an estimator with unresolved entries in the pilot is chosen only if all are
-        trusted = [e for e in wanted if unresolved(e, names) == 0] or list(wanted)
+        unresolved = {e: sum(int(u.sum()) for u in moments(e, names)[3].values()) for e in wanted}
+        trusted = [e for e in wanted if unresolved[e] == 0] or list(wanted)
         choice[g] = min(trusted, key=lambda e: totals[e])
     needed = sorted(set(choice.values()))
 
     def median_error(g):
-        e = choice[g]
-        mean, var = moments(e, groups[g])
-        m = torch.cat([mean[n].reshape(-1) for n in groups[g]])
-        v = torch.cat([var[n].reshape(-1) for n in groups[g]])
+        """The median over the group's positive entries of the larger half-width of the
+        interval (:func:`interval`) relative to the estimate; unresolved entries count
+        as infinitely uncertain."""
+        e, names = choice[g], groups[g]
+        mean, se, skew, _ = stderr_of(e, names)
+        m = torch.cat([mean[n].reshape(-1) for n in names])
         positive = m > 0
         if not bool(positive.any()):
             return 0.0
-        rel = v[positive].sqrt() / math.sqrt(rounds[e]) / m[positive]
-        rel = torch.where(v[positive] == 0, torch.full_like(rel, math.inf), rel)
-        return t_quantile((1 + confidence) / 2, rounds[e] - 1) * float(rel.median())
+        se = torch.cat([se[n].reshape(-1) for n in names])[positive]
+        skew = torch.cat([skew[n].reshape(-1) for n in names])[positive]
+        m = m[positive]
+        lower, upper = interval(m, se, skew, rounds[e], confidence)
+        width = torch.maximum(upper - m, m - lower)
+        return float((width / m).median())
 
     while True:
         pending = [
@@ -359,14 +477,40 @@ def diagonal_fisher(
                 run(e)
     for g, names in groups.items():
         e = choice[g]
-        mean, var = moments(e, names)
+        mean, se, skew, unknown = stderr_of(e, names)
         for n in names:
             result.value[n] = mean[n]
-            result.stderr[n] = (var[n] / rounds[e]).sqrt()
+            result.stderr[n] = se[n]
+            result.skewness[n] = skew[n]
+            result.unresolved[n] = unknown[n]
         result.rounds[g], result.estimators[g] = rounds[e], e
         result.achieved[g] = median_error(g)
         result.status[g] = "reached" if result.achieved[g] <= rel_error else "budget spent"
     return result
 
 
-__all__ = ["DiagonalFisher", "diagonal_fisher", "t_quantile"]
+def _closed_form_head(result, head, kernel, groups, n_total, reduce_ranks) -> None:
+    """Fill ``result`` for the head's parameters: ``mean_n I(h_n)_aa z_{n,b}²`` (weight)
+    and ``mean_n I(h_n)_aa`` (bias), summed over every rank's inputs; the head's group is
+    marked exact when all of its parameters are the head's."""
+    diag = kernel.fisher_diagonal(head.h)  # [n, d]
+    sums = {}
+    if head.weight is not None:
+        sums[head.weight] = diag.T @ (head.z * head.z)
+    if head.bias is not None:
+        sums[head.bias] = diag.sum(0)
+    if reduce_ranks:
+        _dist.all_reduce_sum(list(sums.values()))
+    for name, total in sums.items():
+        value = total / n_total
+        result.value[name] = value
+        result.stderr[name] = torch.zeros_like(value)
+        result.skewness[name] = torch.zeros_like(value)
+        result.unresolved[name] = torch.zeros_like(value, dtype=torch.bool)
+    for g, names in groups.items():
+        if set(names) <= set(sums):
+            result.rounds[g], result.estimators[g] = 0, "closed-form head"
+            result.status[g], result.achieved[g] = "exact", 0.0
+
+
+__all__ = ["DiagonalFisher", "diagonal_fisher", "interval", "t_quantile"]

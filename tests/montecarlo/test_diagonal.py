@@ -1,7 +1,7 @@
 """``diagonal_fisher``: its intervals cover the exact Fisher (fishsym's exact route) at the
-nominal rate, for the squared score and the Hutchinson estimator, on an MLP, a CNN and a
-1,000-class head; it stops when the target is reached or the budget is spent, and says
-which."""
+nominal rate, for the squared score and the Hutchinson estimator, on an MLP, a CNN and
+networks with a 1,000-class head (the head in closed form, proved per model); it stops
+when the target is reached or the budget is spent, and says which."""
 
 import math
 
@@ -33,6 +33,11 @@ def _init(model, seed, scale=1.0):
     return model.double().eval()
 
 
+def _hidden_head(seed, scale):
+    """A 1,000-class head behind one Tanh layer of 16 units."""
+    return _init(nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1000)), seed, scale)
+
+
 CASES = {
     "mlp": (
         lambda: _init(nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 5)), 1, 2.0),
@@ -44,7 +49,27 @@ CASES = {
         ),
         lambda: torch.randn(48, 1, 5, 5, generator=_gen(4), dtype=torch.float64),
     ),
+    # a 1,000-class head at the standard initialisation behind a hidden layer: most
+    # classes are rare for each input, so one label per round is extremely skewed
     "1000-class": (
+        lambda: _hidden_head(5, 1.0),
+        lambda: torch.randn(64, 8, generator=_gen(6), dtype=torch.float64),
+    ),
+    # the same, saturated: a few classes hold nearly all the mass for each input
+    "1000-class-saturated": (
+        lambda: _hidden_head(5, 3.0),
+        lambda: torch.randn(32, 8, generator=_gen(6), dtype=torch.float64),
+    ),
+}
+
+#: bare 1,000-class heads (the whole model is the head), for sampling without the
+#: closed-form head
+BARE = {
+    "1000-class": (
+        lambda: _init(nn.Sequential(nn.Linear(8, 1000)), 5),
+        lambda: torch.randn(64, 8, generator=_gen(6), dtype=torch.float64),
+    ),
+    "1000-class-saturated": (
         lambda: _init(nn.Sequential(nn.Linear(8, 1000)), 5, 3.0),
         lambda: torch.randn(32, 8, generator=_gen(6), dtype=torch.float64),
     ),
@@ -55,25 +80,12 @@ CASES = {
 RUNS, ROUNDS = 24, 128
 
 
-@pytest.mark.parametrize(
-    "case, estimator",
-    [
-        (c, e)
-        for c in CASES
-        for e in ("squared_score", "hutchinson")
-        if (c, e) != ("1000-class", "squared_score")
-    ],
-)
-def test_intervals_cover_the_exact_fisher(case, estimator):
-    """Over independent runs, the fraction of entries whose 95 % interval holds the exact
-    Fisher is 95 %, within the standard error of that fraction across runs (entries of
-    one run share its draws and are not independent). At 128 rounds: the t-interval of
-    skewed squared scores reaches its nominal rate only with enough rounds (MIN_ROUNDS)."""
-    make, inputs = CASES[case]
-    model, x = make(), inputs()
+def _coverage(model, x, estimator, runs, exact_head=True):
+    """Per run, the fraction of the sampled entries with a positive Fisher whose 95 %
+    interval holds the exact Fisher; the closed-form head's entries (if any) must equal
+    it. Returns ``(fractions, entries per run)``."""
     truth = fishsym.fisher_variances(model, x, "categorical", bounds=False).fisher
     fractions = []
-    runs = RUNS // 2 if case == "1000-class" else RUNS  # its rounds cost 10× more
     for run in range(runs):
         est = fishsym.diagonal_fisher(
             model,
@@ -81,29 +93,148 @@ def test_intervals_cover_the_exact_fisher(case, estimator):
             "categorical",
             estimator=estimator,
             exact=False,
+            exact_head=exact_head,
             rel_error=1e-9,
             max_labels=ROUNDS,
             generator=_gen(100 + run),
         )
-        assert set(est.rounds.values()) == {ROUNDS}
+        exact = [n for g, names in est.groups.items() if est.status[g] == "exact" for n in names]
+        assert bool(exact) == exact_head
+        for n in exact:  # the closed form: the exact Fisher itself, zero error
+            torch.testing.assert_close(est.value[n], truth[n], rtol=1e-12, atol=0)
+            assert float(est.stderr[n].abs().max()) == 0
+        sampled = [n for n in truth if n not in exact]
+        assert {est.rounds[g] for g in est.groups if est.status[g] != "exact"} == {ROUNDS}
         lower, upper = est.ci(0.95)
         inside = torch.cat(
-            [((lower[n] <= truth[n]) & (truth[n] <= upper[n])).reshape(-1) for n in truth]
+            [((lower[n] <= truth[n]) & (truth[n] <= upper[n])).reshape(-1) for n in sampled]
         )
-        positive = torch.cat([(truth[n] > 0).reshape(-1) for n in truth])
+        positive = torch.cat([(truth[n] > 0).reshape(-1) for n in sampled])
         fractions.append(float(inside[positive].double().mean()))
-    f = torch.tensor(fractions, dtype=torch.float64)
-    se = max(
-        float(f.std()) / math.sqrt(runs), math.sqrt(0.95 * 0.05 / (runs * int(positive.sum())))
+    return torch.tensor(fractions, dtype=torch.float64), int(positive.sum())
+
+
+def _assert_nominal(fractions, entries):
+    """The mean coverage is 95 % within ``COVERAGE_SIGMAS`` standard errors of that
+    fraction across runs (entries of one run share its draws and are not independent;
+    the binomial error of all entries is the floor)."""
+    runs = len(fractions)
+    se = max(float(fractions.std()) / math.sqrt(runs), math.sqrt(0.95 * 0.05 / (runs * entries)))
+    assert abs(float(fractions.mean()) - 0.95) <= COVERAGE_SIGMAS * se, (
+        float(fractions.mean()),
+        se,
     )
-    assert abs(float(f.mean()) - 0.95) <= COVERAGE_SIGMAS * se, (float(f.mean()), se)
+
+
+@pytest.mark.parametrize(
+    "case, estimator", [(c, e) for c in CASES for e in ("squared_score", "hutchinson")]
+)
+def test_intervals_cover_the_exact_fisher(case, estimator):
+    """Over independent runs, 95 % of the sampled entries' 95 % intervals hold the exact
+    Fisher, for both estimators; the head (``h = W z + b``) is given in closed form and
+    equals the exact Fisher. At 128 rounds: the t-interval of skewed squared scores
+    reaches its nominal rate only with enough rounds (MIN_ROUNDS)."""
+    make, inputs = CASES[case]
+    runs = RUNS // 2 if case.startswith("1000") else RUNS  # its rounds cost more
+    _assert_nominal(*_coverage(make(), inputs(), estimator, runs))
+
+
+@pytest.mark.parametrize("case", list(BARE))
+def test_hutchinson_covers_a_sampled_bare_head(case):
+    """Sampling the head itself (``exact_head=False``): the Hutchinson probe, to which
+    every class contributes each round, still covers at the nominal rate on a bare
+    1,000-class head (the squared score does not: a rare class is a low-count event
+    there — the reason the head has a closed form)."""
+    make, inputs = BARE[case]
+    _assert_nominal(*_coverage(make(), inputs(), "hutchinson", RUNS // 2, exact_head=False))
+
+
+def test_the_closed_form_head():
+    """The head is proved, not assumed: a bare head is exact with no sampling at all;
+    a trailing eval Dropout / Identity keeps it; tied weights, functional reuse of the
+    head's weight, a module called twice, a slicing output selector and
+    ``exact_head=False`` leave every parameter to sampling."""
+    make, inputs = BARE["1000-class"]
+    model, x = make(), inputs()
+    truth = fishsym.fisher_variances(model, x, "categorical", bounds=False).fisher
+    est = fishsym.diagonal_fisher(model, x, "categorical", exact=False, generator=_gen(1))
+    assert set(est.estimators.values()) == {"closed-form head"}
+    assert set(est.rounds.values()) == {0}
+    for n in truth:
+        torch.testing.assert_close(est.value[n], truth[n], rtol=1e-12, atol=0)
+    assert "closed-form head" in est.report()
+    lower, upper = est.ci(0.95)
+    assert all(
+        torch.equal(lower[n], est.value[n]) and torch.equal(upper[n], est.value[n]) for n in truth
+    )
+
+    class Tied(nn.Module):  # an embedding tied to the output layer
+        def __init__(self):
+            super().__init__()
+            self.emb, self.head = nn.Embedding(10, 4), nn.Linear(4, 10, bias=False)
+            self.head.weight = self.emb.weight
+
+        def forward(self, ids):
+            return self.head(self.emb(ids).tanh().mean(1))
+
+    class Reused(nn.Module):  # the head's weight also enters through functional code
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(4, 10)
+
+        def forward(self, x):
+            return self.head(torch.tanh(x @ self.head.weight[:4]))
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.lin(torch.tanh(self.lin(x)))
+
+    ids = torch.randint(0, 10, (12, 3), generator=_gen(2))
+    x4 = torch.randn(12, 4, generator=_gen(3), dtype=torch.float64)
+    for net, xs, kwargs in (
+        (Tied().double(), ids, {}),
+        (Reused().double(), x4, {}),
+        (Twice().double(), x4, {}),
+        (make(), x, {"output": lambda out: out[:, :500]}),
+        (make(), x, {"exact_head": False}),
+    ):
+        est = fishsym.diagonal_fisher(
+            net,
+            xs,
+            "categorical",
+            exact=False,
+            rel_error=0.5,
+            max_labels=4,
+            generator=_gen(4),
+            **kwargs,
+        )
+        assert "closed-form head" not in est.estimators.values(), type(net).__name__
+        assert set(est.rounds.values()) == {4}
+    trailing = _init(
+        nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 5), nn.Dropout(0.3), nn.Identity()),
+        1,
+    )
+    est = fishsym.diagonal_fisher(
+        trailing,
+        CASES["mlp"][1](),
+        "categorical",
+        exact=False,
+        rel_error=0.5,
+        max_labels=4,
+        generator=_gen(5),
+    )
+    assert est.estimators["2"] == "closed-form head" and est.rounds["0"] == 4
 
 
 def test_rare_labels_are_unresolved_not_exact():
     """A 1,000-class head with few labels: many classes are never drawn, so the squared
     score's rounds cannot show their variance; diagonal_fisher must not claim precision
     there, and "auto" must prefer the Hutchinson estimator."""
-    make, inputs = CASES["1000-class"]
+    make, inputs = BARE["1000-class"]
     model, x = make(), inputs()
     sq = fishsym.diagonal_fisher(
         model,
@@ -111,13 +242,21 @@ def test_rare_labels_are_unresolved_not_exact():
         "categorical",
         estimator="squared_score",
         exact=False,
+        exact_head=False,
         rel_error=0.5,
         max_labels=32,
         generator=_gen(11),
     )
     assert set(sq.status.values()) == {"budget spent"}
     auto = fishsym.diagonal_fisher(
-        model, x, "categorical", exact=False, rel_error=0.5, max_labels=32, generator=_gen(12)
+        model,
+        x,
+        "categorical",
+        exact=False,
+        exact_head=False,
+        rel_error=0.5,
+        max_labels=32,
+        generator=_gen(12),
     )
     assert set(auto.estimators.values()) == {"hutchinson"}
 
@@ -128,16 +267,18 @@ def test_stops_at_the_target_and_reports():
     est = fishsym.diagonal_fisher(
         model, x, "categorical", exact=False, rel_error=0.25, generator=_gen(8)
     )
-    assert set(est.status.values()) == {"reached"}
-    assert all(v <= 0.25 for v in est.achieved.values())
-    assert set(est.estimators.values()) <= {"squared_score", "hutchinson"}
+    sampled = [g for g in est.groups if est.status[g] != "exact"]
+    assert sampled == ["0"] and est.estimators["2"] == "closed-form head"
+    assert {est.status[g] for g in sampled} == {"reached"}
+    assert all(est.achieved[g] <= 0.25 for g in sampled)
+    assert {est.estimators[g] for g in sampled} <= {"squared_score", "hutchinson"}
     text = est.report()
     assert "reached" in text and "median rel. error" in text
     # a budget that cannot reach the target says so
     tight = fishsym.diagonal_fisher(
         model, x, "categorical", exact=False, rel_error=1e-3, max_labels=20, generator=_gen(9)
     )
-    assert set(tight.status.values()) == {"budget spent"}
+    assert {tight.status[g] for g in sampled} == {"budget spent"}
     assert max(tight.rounds.values()) <= 20
 
 
@@ -168,6 +309,8 @@ def test_bad_arguments():
         fishsym.diagonal_fisher(model, x, "categorical", generator=None)
     with pytest.raises(fishsym.errors.FishsymError, match="max_labels"):
         fishsym.diagonal_fisher(model, x, "categorical", max_labels=1, generator=_gen(1))
+    with pytest.raises(fishsym.errors.FishsymError, match="exact_head"):
+        fishsym.diagonal_fisher(model, x, "categorical", exact_head="yes", generator=_gen(1))
 
 
 def test_the_model_is_untouched(unchanged):
