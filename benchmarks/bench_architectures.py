@@ -19,7 +19,13 @@ best of ``--repeats`` calls after a warm-up on two inputs):
 (e) MNIST-4L (784-256-128-64-10, sigmoid), 256 digits, through the graph path vs the
     structured MLP path — target ≤ 3×;
 (f) the structured MLP path vs BackPACK ``DiagGGNExact`` (the summed exact Fisher alone):
-    MNIST-4L, 256 digits, and a depth-8 × 128 sigmoid MLP — target ≤ 2×.
+    MNIST-4L, 256 digits, and a depth-8 × 128 sigmoid MLP — target ≤ 2×;
+(f') the floor of exact V₂ on those nets: only the products that build the inter-layer
+    Jacobians ``∂a_m/∂z_l = (∂a_m/∂a_{l+1}) W_{l+1}`` per input (one ``[n·u_m, u] @ [u, u_l]``
+    GEMM and one scaling by ``σ'`` for every pair ``l ≤ m − 2`` of curved layers: 1 pair
+    for MNIST-4L, 21 for depth 8; docs/theory.md §7), with nothing squared, contracted or
+    reduced — what any exact diagonal of ``∂²h/∂a_l²`` must form, and ``DiagGGNExact``
+    does not compute.
 
 BackPACK is a benchmark-only extra (``pip install --no-deps backpack-for-pytorch einops
 unfoldNd``); without it those rows say so.
@@ -49,6 +55,8 @@ ROWS = [
      "structured path"),
     ("(f) MNIST-4L structured, 256 digits", "f_structured", "f_backpack", 2.0, "DiagGGNExact"),
     ("(f) depth-8 x 128 structured, 256", "f8_structured", "f8_backpack", 2.0, "DiagGGNExact"),
+    ("(f') MNIST-4L: V2's Jacobians alone", "f_jacfloor", "f_backpack", None, "DiagGGNExact"),
+    ("(f') depth-8: V2's Jacobians alone", "f8_jacfloor", "f8_backpack", None, "DiagGGNExact"),
 ]
 
 
@@ -151,6 +159,33 @@ def _child(spec: dict) -> dict:
         run(x[:2])
         out = _measure(run, spec["repeats"])
         out["routes"] = sorted(set(run(x[:2]).var2_routes.values()))
+        return out
+
+    if rest == "jacfloor":
+        linears = [mod for mod in model if isinstance(mod, torch.nn.Linear)]
+        weights = [lin.weight.detach() for lin in linears]
+        with torch.no_grad():
+            z, slopes = x, []
+            for lin in linears[:-1]:  # the curved (sigmoid) layers
+                s = torch.sigmoid(lin(z))
+                slopes.append(s * (1 - s))
+                z = s
+        n = x.shape[0]
+
+        def run():
+            blocks = []
+            for m in range(2, len(slopes)):
+                jac = weights[m][None] * slopes[m - 1][:, None, :]  # ∂a_m/∂a_{m−1}
+                for l in range(m - 2, -1, -1):
+                    jac = (jac.reshape(-1, jac.shape[-1]) @ weights[l + 1]).reshape(
+                        n, jac.shape[1], -1
+                    ) * slopes[l][:, None, :]
+                    blocks.append(jac.shape)
+            return blocks
+
+        run()
+        out = _measure(run, spec["repeats"])
+        out["routes"] = [f"{len(run())} Jacobian products"]
         return out
 
     if rest == "floor":

@@ -336,6 +336,19 @@ class FamilyKernel:
         v = self._v(v, h)
         return self._finite(self._var_squared(h, v), "the variance Var[((t−η)ᵀv)²]", h)
 
+    def quadratic_and_var_squared(self, h: torch.Tensor, v: torch.Tensor):
+        """``(vᵀI(h)v, Var_y[((t−η)ᵀv)²])`` per column — the Fisher and ``V₁`` factors of
+        one set of vectors (:meth:`quadratic`, :meth:`var_squared`), checked once and, where
+        a kernel shares work between them (the categorical centred residuals), computed in
+        one pass. ``h`` ``[..., d]``, ``v`` ``[..., d, K]`` → two ``[..., K]``."""
+        h = self._h(h)
+        v = self._v(v, h)
+        f, var = self._quadratic_and_var_squared(h, v)
+        return (
+            self._finite(f, "the quadratic form vᵀI(h)v", h),
+            self._finite(var, "the variance Var[((t−η)ᵀv)²]", h),
+        )
+
     def root_t(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``Rᵀv`` per column for the factor ``R`` (``R Rᵀ = I(h)``) of the Hutchinson /
         detach-and-mix estimator (docs/theory.md §9): ``∂_iψ = ξᵀRᵀu_i`` for the probe
@@ -426,6 +439,9 @@ class FamilyKernel:
 
     def _cubic(self, h, v):
         raise NotImplementedError
+
+    def _quadratic_and_var_squared(self, h, v):
+        return self._quadratic(h, v), self._var_squared(h, v)
 
     def _var_squared(self, h, v):
         raise NotImplementedError

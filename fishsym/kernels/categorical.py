@@ -100,10 +100,11 @@ def _centred_power_sum(p: torch.Tensor, v: torch.Tensor, power) -> torch.Tensor:
         if power == 3:
             return torch.einsum("...c,...cK->...K", pc, (r * r).mul_(r))
         rk = r.mul_(r)
-        if power == "var":
+        if power in ("var", "both"):
             f = torch.einsum("...c,...cK->...K", pc, rk)
             dev = rk.sub_(f[..., None, :])
-            return torch.einsum("...c,...cK->...K", pc, dev.mul_(dev))
+            var = torch.einsum("...c,...cK->...K", pc, dev.mul_(dev))
+            return var if power == "var" else torch.stack([f, var], -2)
         if power == 4:
             rk = rk.mul_(rk)
         return torch.einsum("...c,...cK->...K", pc, rk)
@@ -124,7 +125,8 @@ def _centred_power_sum(p: torch.Tensor, v: torch.Tensor, power) -> torch.Tensor:
             return centred(p_flat[i : i + step], ve[rows])
 
         chunks = (gathered(i) for i in range(0, B, step))
-    return torch.cat(list(chunks), 0).reshape(*batch, K)
+    out = torch.cat(list(chunks), 0)
+    return out.reshape(*batch, 2, K) if power == "both" else out.reshape(*batch, K)
 
 
 def categorical_quadratic(p, v):
@@ -147,6 +149,13 @@ def categorical_var_squared(p, v):
     ``v``, centred twice so it is never negative (``μ_4 − f²`` cancels, e.g. at
     ``p = (½, ⅙, ⅙, ⅙)`` where it is exactly 0), ``[..., K]``."""
     return _centred_power_sum(p, v, "var")
+
+
+def categorical_quadratic_and_var_squared(p, v):
+    """``(vᵀIv, Var[((t−p)ᵀv)²])`` from one pass over the centred residuals (the two
+    forms above, without forming them twice), each ``[..., K]``."""
+    both = _centred_power_sum(p, v, "both")
+    return both[..., 0, :], both[..., 1, :]
 
 
 def categorical_fisher(p, q=None):
@@ -345,6 +354,9 @@ class CategoricalKernel(_SoftmaxKernel):
 
     def _var_squared(self, h, v):
         return categorical_var_squared(torch.softmax(h, -1), v)
+
+    def _quadratic_and_var_squared(self, h, v):
+        return categorical_quadratic_and_var_squared(torch.softmax(h, -1), v)
 
     def _sample(self, h, n, generator):
         return samplers.categorical(self, h, n, generator)

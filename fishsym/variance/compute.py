@@ -143,14 +143,11 @@ SUM_ULPS = 8
 
 
 def _jac_moments(kernel, h, jac, spectrum) -> dict[str, Tensor | None]:
-    f = kernel.quadratic(h, jac)
+    # V₁ = Var[((t−η)ᵀg)²] in the kernel's cancellation-free form (μ₄ − f² is not), with f
+    # from the same pass where the kernel shares it
+    f, var1 = kernel.quadratic_and_var_squared(h, jac)
     f_sq = f * f
-    out: dict[str, Tensor | None] = {
-        "fisher": f,
-        "fisher_sq": f_sq,
-        # V₁ = Var[((t−η)ᵀg)²] in the kernel's cancellation-free form (μ₄ − f² is not)
-        "var1": kernel.var_squared(h, jac),
-    }
+    out: dict[str, Tensor | None] = {"fisher": f, "fisher_sq": f_sq, "var1": var1}
     if spectrum is not None:
         # ‖g‖² as a batched dot product: no jac-sized temporary (4× faster than squaring)
         g2 = torch.einsum("nca,nca->na", jac, jac)
@@ -169,10 +166,19 @@ def _jac_moments(kernel, h, jac, spectrum) -> dict[str, Tensor | None]:
         # Theorem 4.1 as stated: eq. (7) ‖u‖²λ(I) brackets I(θ|x), eq. (8) ‖u‖⁴λ̃(M), M =
         # μ₄ − I⊗I, brackets V₁ (certified λ̃(M) values of :func:`paper_spectrum`)
         out["fisher_upper"] = g2 * spectrum.fisher_max[:, None] * (1 + margin)
-        out["fisher_lower"] = (g2 * spectrum.fisher_min[:, None] * (1 - margin)).clamp_min(0)
+        out["fisher_lower"] = _lower(g2, spectrum.fisher_min, margin)
         out["pvar1_upper"] = g4 * spectrum.m_max_upper[:, None] * (1 + 2 * margin)
-        out["pvar1_lower"] = (g4 * spectrum.m_min_lower[:, None] * (1 - 2 * margin)).clamp_min(0)
+        out["pvar1_lower"] = _lower(g4, spectrum.m_min_lower, 2 * margin)
     return out
+
+
+def _lower(norm: Tensor, value: Tensor, margin: float) -> Tensor | None:
+    """``max(0, norm·value)`` rounded down, per input and unit — or ``None`` (the zero
+    bound, nothing to reduce) where ``value ≤ 0`` for every input (``λ_min(I) = 0`` and
+    ``λ̃_min(M) = 0`` for over-complete categorical heads)."""
+    if bool((value <= 0).all()):
+        return None
+    return (norm * value[:, None] * (1 - margin)).clamp_min(0)
 
 
 def paper_spectrum(kernel, h: Tensor, spectrum) -> dict[str, str]:
@@ -193,10 +199,7 @@ def _hess_moments(kernel, h, hess_diag, spectrum) -> dict[str, Tensor | None]:
         s2 = torch.einsum("nca,nca->na", hess_diag, hess_diag)
         margin = (BOUND_ULPS + hess_diag.shape[1]) * torch.finfo(hess_diag.dtype).eps
         out["var2_upper"] = s2 * spectrum.fisher_max[:, None] * (1 + margin)
-        lo = spectrum.fisher_min
-        out["var2_lower"] = (
-            None if bool((lo <= 0).all()) else (s2 * lo[:, None] * (1 - margin)).clamp_min(0)
-        )
+        out["var2_lower"] = _lower(s2, spectrum.fisher_min, margin)
     return out
 
 

@@ -48,6 +48,17 @@ def test_structured_matches_lambdified(name, sizes, kt):
         "quartic": (fast.quartic(h, v), ref.quartic(h, v)),
         "quartic shared v": (fast.quartic(h, v[0]), ref.quartic(h, v[0])),
         "cubic": (fast.cubic(h, v), ref.cubic(h, v)),
+        "var_squared": (fast.var_squared(h, v), ref.var_squared(h, v)),
+        "quadratic (joint)": (fast.quadratic_and_var_squared(h, v)[0], ref.quadratic(h, v)),
+        "var_squared (joint)": (fast.quadratic_and_var_squared(h, v)[1], ref.var_squared(h, v)),
+        "fisher_diagonal": (
+            fast.fisher_diagonal(h),
+            torch.diagonal(ref.fisher(h), dim1=-2, dim2=-1),
+        ),
+        "fisher_diagonal (generic)": (
+            ref.fisher_diagonal(h),
+            torch.diagonal(ref.fisher(h), dim1=-2, dim2=-1),
+        ),
         "suff_stat": (fast.suff_stat(y, torch.float64), ref.suff_stat(y, torch.float64)),
         "log_prob": (fast.log_prob(y, h), ref.log_prob(y, h)),
     }
@@ -107,9 +118,16 @@ def test_categorical_chunking_matches_unchunked(monkeypatch, kt):
     v_partial = torch.randn(4, 7, 5, generator=gen, dtype=torch.float64)  # broadcast over dim 0
     v_full = torch.randn(3, 4, 7, 5, generator=gen, dtype=torch.float64)
     layouts = (v_shared, v_partial, v_full)
-    full = [k.quartic(h, v) for v in layouts] + [k.quadratic(h, v) for v in layouts]
+    def forms():
+        return (
+            [k.quartic(h, v) for v in layouts]
+            + [k.quadratic(h, v) for v in layouts]
+            + [part for v in layouts for part in k.quadratic_and_var_squared(h, v)]
+        )
+
+    full = forms()
     monkeypatch.setattr(cat, "CHUNK_ELEMENTS", 1)  # forces one batch element per chunk
-    chunked = [k.quartic(h, v) for v in layouts] + [k.quadratic(h, v) for v in layouts]
+    chunked = forms()
     for a, b in zip(full, chunked, strict=True):
         assert a.shape == (3, 4, 5)
         assert kt.rel_err(a, b) <= RTOL
