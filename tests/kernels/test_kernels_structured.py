@@ -223,3 +223,14 @@ def test_secular_bisection_stops_only_at_a_fixed_point(dtype, monkeypatch):
         assert torch.equal(a.fisher_max, b.fisher_max)
         assert torch.equal(a.fisher_min, b.fisher_min)
         assert torch.equal(a.mu4_max_upper, b.mu4_max_upper)
+
+
+@pytest.mark.parametrize("name", families.registered())
+def test_fisher_diagonal_of_every_family(name, kt):
+    """``fisher_diagonal`` (the closed-form head of ``diagonal_fisher``) is the diagonal of
+    ``fisher`` for every registered family's own kernel, default route or override."""
+    fam = families.get(name)
+    k = kernels.get(fam)
+    h = kt.random_h(fam, kt.rng(7), 3)
+    diag = torch.diagonal(k.fisher(h), dim1=-2, dim2=-1)
+    assert kt.rel_err(k.fisher_diagonal(h), diag) <= RTOL
