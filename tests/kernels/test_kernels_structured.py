@@ -225,7 +225,7 @@ def test_secular_bisection_stops_only_at_a_fixed_point(dtype, monkeypatch):
         assert torch.equal(a.mu4_max_upper, b.mu4_max_upper)
 
 
-@pytest.mark.parametrize("name", families.registered())
+@pytest.mark.parametrize("name", families.names())
 def test_fisher_diagonal_of_every_family(name, kt):
     """``fisher_diagonal`` (the closed-form head of ``diagonal_fisher``) is the diagonal of
     ``fisher`` for every registered family's own kernel, default route or override."""
