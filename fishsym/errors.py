@@ -65,3 +65,9 @@ class ArgumentTypeError(FishsymError, TypeError):
 class MemoryBudgetError(FishsymError, MemoryError):
     """A request would need more memory than its budget allows; raised before anything
     is allocated, with what would fit."""
+
+
+class ModelWarning(UserWarning):
+    """Something about the user's model that fishsym handled in a stated way (a tensor
+    held outside the module tree treated as a constant, hooks that do not change the
+    output left out of its evaluations)."""

@@ -25,6 +25,7 @@ from fishsym.common.model import (
     math_attention,
     memory_budget,
     shared_parameters,
+    translate_model_errors,
 )
 from fishsym.common.selection import (
     ParamSelection,

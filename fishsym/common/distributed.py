@@ -73,6 +73,14 @@ def all_reduce_count(n: int, device) -> int:
     return int(t.item())
 
 
+def all_agree(flag: bool, device) -> bool:
+    """``True`` when ``flag`` is true on every rank: a decision that changes which
+    collectives run (the closed-form head) must be the same everywhere."""
+    t = torch.tensor([int(bool(flag))], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
 def all_gather_rows(t: Tensor) -> Tensor:
     """``t`` ``[n_r, ...]`` of every rank concatenated in rank order ``[Σ n_r, ...]``
     (ranks may hold different numbers of rows)."""
@@ -108,6 +116,7 @@ def rank_generator(generator: torch.Generator) -> torch.Generator:
 
 
 __all__ = [
+    "all_agree",
     "all_gather_rows",
     "all_reduce_count",
     "all_reduce_sum",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ from torch.func import functional_call
 from fishsym.errors import (
     ArgumentTypeError,
     MemoryBudgetError,
+    ModelWarning,
     NonFiniteError,
     ShapeError,
     UnsupportedModelError,
@@ -73,11 +75,183 @@ def check_deterministic(model: nn.Module) -> None:
                 "its running statistics). Call model.eval() first (it then uses its running "
                 "statistics)."
             )
+        if (
+            isinstance(module, nn.modules.batchnorm._BatchNorm)
+            and not module.training
+            and (module.running_mean is None or module.running_var is None)
+        ):
+            raise UnsupportedModelError(
+                f"module {where!r} ({type(module).__name__}, track_running_stats=False) "
+                "normalises with the statistics of the batch even in evaluation mode: h of "
+                "one input depends on the other inputs of its batch, so I(θ|x) is not "
+                "defined per input. Use track_running_stats=True with running statistics "
+                "(or a per-input normalisation such as LayerNorm / GroupNorm)."
+            )
+        if _spectral_norm_training(module):
+            raise UnsupportedModelError(
+                f"module {where!r} has spectral normalisation in training mode: every "
+                "forward pass runs a power iteration that updates its buffers, so the "
+                "output depends on how often the model was called. Call model.eval() first "
+                "(the normalisation then uses its current estimate)."
+            )
         if isinstance(module, nn.RReLU) and module.training:
             raise UnsupportedModelError(
                 f"module {where!r} (RReLU) is in training mode: its negative slope is random. "
                 "Call model.eval() first."
             )
+
+
+def _spectral_norm_training(module: nn.Module) -> bool:
+    """Spectral normalisation (the parametrization or the older hook) in training mode."""
+    from torch.nn.utils.parametrizations import _SpectralNorm
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    if isinstance(module, _SpectralNorm):
+        return module.training
+    hooks = list(module._forward_pre_hooks.values())
+    return module.training and any(isinstance(h, SpectralNorm) for h in hooks)
+
+
+# --------------------------------------------------------------------------- hooks
+#: the per-module hook tables that run on a forward pass (and the kwargs flags beside them)
+FORWARD_HOOKS = ("_forward_pre_hooks", "_forward_hooks")
+#: hook tables that never change ``h`` (backward hooks act on gradients, not on the
+#: function ``h(θ)`` whose derivatives fishsym takes): always left out of the copy
+OTHER_HOOKS = ("_backward_hooks", "_backward_pre_hooks")
+
+
+def forward_hook_names(model: nn.Module) -> list[str]:
+    """``"module: hook"`` for every forward (pre-)hook registered on the model's modules."""
+    names = []
+    for name, module in model.named_modules():
+        for table in FORWARD_HOOKS:
+            for hook in getattr(module, table).values():
+                names.append(
+                    f"{name or '(model)'}: {getattr(hook, '__name__', type(hook).__name__)}"
+                )
+    return names
+
+
+def global_forward_hooks() -> int:
+    """How many global module forward (pre-)hooks are registered; they run on every
+    module, the private copy's too."""
+    from torch.nn.modules import module as _module
+
+    return len(_module._global_forward_hooks) + len(_module._global_forward_pre_hooks)
+
+
+def _clear_hooks(module: nn.Module, tables) -> None:
+    for m in module.modules():
+        for table in tables:
+            getattr(m, table).clear()
+            kwargs = table.replace("hooks", "hooks_with_kwargs")
+            if hasattr(m, kwargs):
+                getattr(m, kwargs).clear()
+        if "_forward_hooks" in tables and hasattr(m, "_forward_hooks_always_called"):
+            m._forward_hooks_always_called.clear()
+        if "_backward_hooks" in tables:
+            m._is_full_backward_hook = None
+
+
+def unregistered_tensors(model: nn.Module) -> list[str]:
+    """Trainable tensors the model holds outside its module tree: ``nn.Parameter`` s or
+    tensors with ``requires_grad`` in plain lists, tuples, dicts or sets of a module's
+    attributes, or captured by a function attribute's closure. ``named_parameters`` does
+    not see them, so fishsym treats them as constants."""
+    registered = {id(p) for p in model.parameters()} | {id(b) for b in model.buffers()}
+    found: list[str] = []
+
+    def visit(obj, where: str, depth: int) -> None:
+        if depth > 3:
+            return
+        if isinstance(obj, Tensor):
+            # a leaf: a tensor computed from registered parameters (the weight that
+            # weight_norm's hook recomputes) is not held outside
+            if obj.requires_grad and obj.is_leaf and id(obj) not in registered:
+                found.append(where)
+        elif isinstance(obj, (list, tuple, set)):
+            for i, item in enumerate(obj):
+                visit(item, f"{where}[{i}]", depth + 1)
+        elif isinstance(obj, dict):
+            for key, item in obj.items():
+                visit(item, f"{where}[{key!r}]", depth + 1)
+        elif callable(obj) and getattr(obj, "__closure__", None):
+            for cell, var in zip(obj.__closure__, obj.__code__.co_freevars, strict=False):
+                try:
+                    visit(cell.cell_contents, f"{where} (closure variable {var!r})", depth + 1)
+                except ValueError:  # an empty cell
+                    continue
+
+    for name, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if attr.startswith("_") or isinstance(value, nn.Module):
+                continue
+            visit(value, f"{name + '.' if name else ''}{attr}", 0)
+    return found
+
+
+# --------------------------------------------------------------------------- what torch.func cannot do
+def check_transformable(model: nn.Module) -> None:
+    """Raise :class:`UnsupportedModelError` for modules that torch.func's per-input
+    transforms cannot evaluate (fused recurrent kernels)."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.RNNBase):
+            raise UnsupportedModelError(
+                f"module {name or '(model)'!r} ({type(module).__name__}) runs its recurrence "
+                "as one fused kernel, which torch.func cannot vectorise per input (the "
+                "derivatives of every fishsym path are per input). Write the recurrence "
+                f"with nn.{type(module).__name__}Cell in a loop over the time steps (same "
+                "parameters, same function), or select the parameters after it."
+            )
+
+
+def _prelu_forward(self, x: Tensor) -> Tensor:
+    # PReLU written with where: torch's batching rule for the prelu kernel's backward is
+    # wrong under vmap(jacrev) (PyTorch 2.13); same function, channels on axis 1
+    w = self.weight
+    if w.numel() > 1 and x.dim() >= 2:
+        w = w.reshape(-1, *([1] * (x.dim() - 2)))
+    return torch.where(x >= 0, x, w * x)
+
+
+#: raw errors of the transforms over a user's forward, and what they mean for the user
+_TRANSFORM_ERRORS = (
+    (
+        ("randomness error mode", "random operation"),
+        "the model draws random numbers in forward (functional dropout with training=True, "
+        "torch.randn_like noise, ...): its output is random, so the Fisher information is "
+        "not defined per input. Make forward deterministic in evaluation "
+        "(F.dropout(h, p, training=self.training), noise only when self.training) and "
+        "call model.eval()",
+    ),
+    (
+        ("modified by an inplace operation",),
+        "the model writes in place into a tensor that the derivatives need (h[:, 0] = ..., "
+        "x.mul_(...) on a value used again). Write that step out of place (torch.cat, "
+        "torch.where, x = x * ...)",
+    ),
+)
+
+
+def translate_model_errors(fn):
+    """Decorate an entry point so that the raw errors torch.func raises on what a model
+    does in forward become :class:`UnsupportedModelError` s saying what to change."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RuntimeError as err:
+            text = str(err)
+            for patterns, advice in _TRANSFORM_ERRORS:
+                if any(p in text for p in patterns):
+                    raise UnsupportedModelError(
+                        f"{advice}. (torch said: {text.splitlines()[0][:200]})"
+                    ) from err
+            raise
+
+    return wrapper
 
 
 def shared_parameters(model: nn.Module) -> dict[str, list[str]]:
@@ -137,8 +311,9 @@ class LinearHead:
         return [n for n in (self.weight, self.bias) if n is not None]
 
 
-#: inputs on which :meth:`ModelView.linear_head` confirms ``∂h = V z + β`` by a JVP
-HEAD_CHECK_INPUTS = 8
+#: inputs per forward-mode pass with which :meth:`ModelView.linear_head` confirms
+#: ``∂h = V z + β`` on every input
+HEAD_CHECK_CHUNK = 256
 #: tolerance of that check, in units of the float eps times the size of the terms
 HEAD_CHECK_ULPS = 1024
 
@@ -187,6 +362,7 @@ class ModelView:
                 f"model's output (e.g. lambda out: out.logits); got {output!r}"
             )
         check_deterministic(model)
+        check_transformable(model)
         self.model = model
         self.dtype = dtype
         self.output = output
@@ -205,7 +381,9 @@ class ModelView:
                     f"parameter {name!r} of the model contains NaN or inf; every parameter "
                     "must be finite"
                 )
-            t = p.detach().to(device=self.device, dtype=dtype)
+            # a copy, never the user's storage: a forward that writes in place must not
+            # reach the user's tensors
+            t = p.detach().to(device=self.device, dtype=dtype, copy=True)
             if p.requires_grad:
                 self.params[name] = t
             else:
@@ -214,8 +392,8 @@ class ModelView:
         for name, b in model.named_buffers():
             if b.is_floating_point() and not bool(torch.isfinite(b).all()):
                 raise NonFiniteError(f"buffer {name!r} of the model contains NaN or inf")
-            cast = b.detach().to(device=self.device)
-            self.constants[name] = cast.to(dtype) if b.is_floating_point() else cast
+            kind = dtype if b.is_floating_point() else b.dtype
+            self.constants[name] = b.detach().to(device=self.device, dtype=kind, copy=True)
         if not self.params:
             raise UnsupportedModelError(
                 "the model has no trainable parameters (every parameter has "
@@ -223,7 +401,25 @@ class ModelView:
                 "trainable ones — call p.requires_grad_(True) on those you want"
             )
         self.shared = {k: v for k, v in shared_parameters(model).items() if k in self.params}
+        outside = unregistered_tensors(model)
+        if outside:
+            warnings.warn(
+                f"the model holds trainable tensors outside its module tree ({', '.join(outside)}): "
+                "named_parameters() does not list them, so fishsym treats them as constants "
+                "(no Fisher information is computed for them). Register them "
+                "(nn.Parameter attributes, nn.ParameterList / nn.ParameterDict) to include them.",
+                ModelWarning,
+                stacklevel=3,
+            )
         self.module = _private_copy(model)
+        _clear_hooks(self.module, OTHER_HOOKS)
+        for m in self.module.modules():
+            if isinstance(m, nn.PReLU):
+                m.forward = _prelu_forward.__get__(m)
+        #: forward hooks on the model, and whether they change what it computes (decided
+        #: on the first inputs by :meth:`probe`: ``None`` until then, or without hooks)
+        self.hooks = forward_hook_names(model)
+        self.hooks_change_output: bool | None = None if self.hooks else False
 
     # ------------------------------------------------------------------ evaluation
     def raw(self, params: Mapping[str, Tensor] | None, x: Tensor):
@@ -242,6 +438,14 @@ class ModelView:
         h = self.raw(params, x)
         if not isinstance(h, Tensor):
             raise self._not_a_tensor(h)
+        if h.dim() == 0 or h.shape[0] != x.shape[0]:
+            raise ShapeError(
+                f"for a batch of {x.shape[0]} input(s) the model returned shape "
+                f"{tuple(h.shape)}: its leading axis must be the input axis for every batch "
+                "size, one included (fishsym evaluates single inputs as batches of one). A "
+                "forward that calls .squeeze() drops that axis for one input: name the axis, "
+                ".squeeze(-1)"
+            )
         return h.reshape(h.shape[0], -1) if h.dim() > 1 else h.reshape(-1, 1)
 
     def single(self, params: Mapping[str, Tensor] | None, x: Tensor) -> Tensor:
@@ -282,8 +486,9 @@ class ModelView:
         ``nn.Linear`` of the private copy, a 2-D ``[n, d]`` tensor; that module ran once per
         forward pass; none of its trainable parameters is shared with another module;
         and a forward-mode derivative along a random direction ``(V, β)`` of its
-        parameters equals ``V z + β`` on the first inputs — which fails if the
-        parameters also enter ``h`` another way (a weight tied by functional code).
+        parameters equals ``V z + β`` on **every** input of ``x`` — which fails if the
+        parameters also enter ``h`` another way (a weight tied by functional code) or an
+        in-place operation changes the logits (a cap), for any of them.
         """
         calls: dict[int, list] = {}
 
@@ -324,8 +529,12 @@ class ModelView:
                 names[kind] = full
         if names["weight"] is None and names["bias"] is None:
             return None
-        if not self._head_is_affine(x[:HEAD_CHECK_INPUTS], names, z[:HEAD_CHECK_INPUTS]):
-            return None
+        # on every input the head is used for: the weight may enter h another way, or an
+        # in-place cap may clip the logits, for some inputs only
+        for start in range(0, x.shape[0], HEAD_CHECK_CHUNK):
+            rows = slice(start, start + HEAD_CHECK_CHUNK)
+            if not self._head_is_affine(x[rows], names, z[rows]):
+                return None
         return LinearHead(name, names["weight"], names["bias"], raw, z)
 
     def _head_is_affine(self, x: Tensor, names: dict, z: Tensor) -> bool:
@@ -356,6 +565,70 @@ class ModelView:
         tol = HEAD_CHECK_ULPS * torch.finfo(dh.dtype).eps * (size + size.max() * 1e-3)
         return bool(((dh - expected).abs() <= tol).all())
 
+    def cast(self, dtype: torch.dtype) -> ModelView:
+        """The same model viewed in another working ``dtype``, with what :meth:`probe`
+        decided about its hooks (hooks that do not change the output stay left out)."""
+        if dtype == self.dtype:
+            return self
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ModelWarning)  # said once, by this view
+            other = ModelView(self.model, dtype, output=self.output, device=self.device)
+        if self.hooks_change_output is False:
+            _clear_hooks(other.module, FORWARD_HOOKS)
+        other.hooks_change_output = self.hooks_change_output
+        return other
+
+    # ------------------------------------------------------------------ hooks
+    def _settle_hooks(self, x: Tensor, with_hooks: Tensor) -> None:
+        """Decide whether the model's forward hooks change its output on the inputs ``x``
+        (``with_hooks`` is the output computed with them). Hooks that do not — recording
+        hooks — are left out of every later evaluation, so they run once, here, and never
+        on the intermediate tensors of fishsym's transforms. Hooks that do are part of the
+        model: they stay (every engine but the structured path evaluates them; the
+        structured path is refused) and run on each internal evaluation."""
+        stash = {
+            (id(m), table): dict(getattr(m, table))
+            for m in self.module.modules()
+            for table in (
+                *FORWARD_HOOKS,
+                "_forward_hooks_with_kwargs",
+                "_forward_pre_hooks_with_kwargs",
+                "_forward_hooks_always_called",
+            )
+            if hasattr(m, table)
+        }
+        _clear_hooks(self.module, FORWARD_HOOKS)
+        try:
+            with torch.no_grad():
+                without = self.raw(None, x)
+        except Exception:  # noqa: BLE001 — the model needs its hooks to run at all
+            without = None
+        same = (
+            isinstance(without, Tensor)
+            and without.shape == with_hooks.shape
+            and bool(torch.equal(without, with_hooks))
+        )
+        if same:
+            self.hooks_change_output = False
+            warnings.warn(
+                f"the model's forward hooks ({'; '.join(self.hooks)}) do not change its "
+                f"output on the first {x.shape[0]} inputs: they ran once there and are left "
+                "out of fishsym's evaluations (your model keeps them)",
+                ModelWarning,
+                stacklevel=4,
+            )
+            return
+        for m in self.module.modules():
+            for table in (
+                *FORWARD_HOOKS,
+                "_forward_hooks_with_kwargs",
+                "_forward_pre_hooks_with_kwargs",
+                "_forward_hooks_always_called",
+            ):
+                if (id(m), table) in stash:
+                    getattr(m, table).update(stash[(id(m), table)])
+        self.hooks_change_output = True
+
     # ------------------------------------------------------------------ checks
     def probe(self, x: Tensor) -> int:
         """Check the output on the first inputs of ``x`` and return ``d``.
@@ -364,13 +637,16 @@ class ModelView:
         straight from a squashing module (probabilities instead of natural parameters),
         and :class:`ShapeError` when its leading axis is not the input axis.
         """
-        x1 = x[:2]
+        # with hooks, enough inputs to see whether they change the output (they run once
+        # here, on these inputs; see :meth:`_settle_hooks`)
+        x1 = x[:HOOK_CHECK_INPUTS] if self.hooks_change_output is None else x[:2]
         seen: list[tuple[nn.Module, object]] = []
 
         def record(module, args, out):
             if isinstance(module, SQUASHING):
                 seen.append((module, out))
 
+        versions = {n: t._version for n, t in self.constants.items()}
         handles = [m.register_forward_hook(record) for m in self.module.modules()]
         try:
             with torch.no_grad():
@@ -390,8 +666,20 @@ class ModelView:
         finally:
             for handle in handles:
                 handle.remove()
+        written = [n for n, t in self.constants.items() if t._version != versions[n]]
+        if written:
+            raise UnsupportedModelError(
+                f"the model writes its buffer(s) {written} in place during forward (a call "
+                "counter, a running average): its output may then depend on how often it "
+                "was called, and the derivatives fishsym takes cannot pass through the "
+                "write. fishsym never changes your model; make the update conditional "
+                "(e.g. only when self.training, then call model.eval()) or keep the state "
+                "outside the module."
+            )
         if not isinstance(raw, Tensor):
             raise self._not_a_tensor(raw)
+        if self.hooks_change_output is None:
+            self._settle_hooks(x1, raw)
         squash = next((m for m, out in seen if out is raw), None)
         if squash is not None:
             name = next((n for n, m in self.module.named_modules() if m is squash), "?")
@@ -410,6 +698,10 @@ class ModelView:
                 "Inputs need a leading batch axis (for one input use x.unsqueeze(0))"
             )
         return int(raw[0].numel())
+
+
+#: inputs on which :meth:`ModelView.probe` compares the output with and without hooks
+HOOK_CHECK_INPUTS = 64
 
 
 @contextlib.contextmanager
@@ -484,6 +776,8 @@ __all__ = [
     "SQUASHING",
     "check_deterministic",
     "check_memory",
+    "check_transformable",
+    "translate_model_errors",
     "is_identity_dropout",
     "math_attention",
     "memory_budget",

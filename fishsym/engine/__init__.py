@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from fishsym.common import ModelView, check_choice
+from fishsym.common.model import global_forward_hooks
 from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
 from fishsym.engine.dropout import check_deterministic
 from fishsym.engine.generic import GenericModel, GenericPathWarning
@@ -49,8 +50,6 @@ PATHS = ("auto", "structured", "graph", "generic")
 # (:mod:`fishsym.engine.rules`): adding a module type is adding its rule file
 for _info in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_info.name}")
-
-
 
 
 def select(
@@ -77,6 +76,18 @@ def select(
     try:
         if view.output is not None:
             raise UnsupportedModelError("an output selector is given")
+        if view.hooks_change_output is not False:
+            raise UnsupportedModelError(
+                f"forward hooks change the model's output ({'; '.join(view.hooks)}); the "
+                "structured path computes from the modules alone and would ignore them"
+                if view.hooks_change_output
+                else "the model has forward hooks not yet checked (call view.probe(x) first)"
+            )
+        if global_forward_hooks():
+            raise UnsupportedModelError(
+                "global module forward hooks are registered (torch.nn.modules.module."
+                "register_module_forward_hook); the structured path would ignore them"
+            )
         if view.shared:
             raise UnsupportedModelError(
                 f"parameters {sorted(view.shared)} are shared by several modules (tied weights)"

@@ -225,7 +225,10 @@ class StructuredMLP:
 
     # ------------------------------------------------------------------ engine protocol
     def prepare(self, x: Tensor) -> None:
-        """Nothing to prepare: the chain is known from the modules."""
+        """The chain is known from the modules; check that the inputs reach the first
+        Linear layer as ``[n, in_features]`` (:meth:`features` raises ShapeError where a
+        Linear would act per position — a case for the graph path)."""
+        self.features(x[:1])
 
     def default_chunk(self, dtype: torch.dtype, budget: int, d: int = 1) -> int:
         """Inputs per step so that the pass's working floats stay within ``budget`` bytes."""

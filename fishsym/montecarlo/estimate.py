@@ -57,6 +57,7 @@ from fishsym.common import (
 from fishsym.common import distributed as _dist
 from fishsym.common.data import materialise
 from fishsym.common.distributed import use_distributed
+from fishsym.common.model import translate_model_errors
 from fishsym.common.progress import progress_bar
 from fishsym.engine.generic import GenericModel
 from fishsym.errors import InvalidArgumentError, NonFiniteError, NoSamplerError
@@ -168,6 +169,7 @@ def draw_labels(kernel, h: Tensor, n: int, generator: torch.Generator) -> Tensor
     return y.movedim(0, 1)
 
 
+@translate_model_errors
 def estimate(
     model: nn.Module,
     inputs: Tensor,

@@ -21,6 +21,7 @@ from torch import nn
 
 from fishsym import kernels as _kernels
 from fishsym.common import as_inputs, cast_inputs, check_memory, math_attention, memory_budget
+from fishsym.common.model import translate_model_errors
 from fishsym.errors import NonFiniteError
 from fishsym.reference.derivatives import BLOCK_ELEMENTS, label_curvatures, label_scores
 from fishsym.reference.rules import LabelRule, label_rule
@@ -81,6 +82,7 @@ class ExactMoments(dict):
         return f"<ExactMoments family={self.family!r} params=[{names}] rule={self.rule!r}>"
 
 
+@translate_model_errors
 def exact_moments(
     model: nn.Module,
     inputs,

@@ -51,6 +51,7 @@ from fishsym.common import (
 from fishsym.common import distributed as _dist
 from fishsym.common.data import DataSource
 from fishsym.common.distributed import use_distributed
+from fishsym.common.model import translate_model_errors
 from fishsym.common.progress import progress_bar
 from fishsym.engine import ParamDerivatives
 from fishsym.errors import (
@@ -263,7 +264,7 @@ class _Sums:
         lead = (n_inputs,) if per_sample else ()
         self.data = {
             name: {
-                q: torch.zeros(*lead, *shape, dtype=dtype, device=device) for q in self.quantities
+                q: torch.zeros((*lead, *shape), dtype=dtype, device=device) for q in self.quantities
             }
             for name, shape in shapes.items()
         }
@@ -372,6 +373,7 @@ def _groups(names: list[str]) -> dict[str, list[str]]:
 
 
 # --------------------------------------------------------------------------- the entry point
+@translate_model_errors
 def fisher_variances(
     model: nn.Module,
     inputs,
@@ -489,7 +491,9 @@ def fisher_variances(
     extra = sorted({q for e in estimators for q in _est.EXTRA_QUANTITIES.get(e, ())})
     source = DataSource(inputs, max_inputs=max_inputs, labels=labels)
     reduce_ranks = use_distributed(distributed)
-    view = ModelView(model, dtype, output=output)
+    # a view made by another entry point (diagonal_fisher's exact route) keeps what its
+    # probe decided about the model's hooks
+    view = model.cast(dtype) if isinstance(model, ModelView) else ModelView(model, dtype, output)
     stream = source.batches()
     first_x, first_y = next(stream)
     first_x = cast_inputs(first_x, dtype, view.device)
@@ -509,7 +513,16 @@ def fisher_variances(
             f"estimators {wanted_labels} use the data labels: pass labels=, one per input, "
             "or batches (x, y)"
         )
-    eng.prepare(first_x)
+    try:
+        eng.prepare(first_x)
+    except ShapeError as err:
+        if path != "auto" or eng.path != "structured":
+            raise
+        # a Linear applied per position ([n, extra…, features]) is not the structured
+        # MLP's [n, features]: the graph path handles it
+        eng = _engine.GraphModel(view)
+        eng.fallback_reason = str(err)
+        eng.prepare(first_x)
     # working memory of the engine: the user's max_memory when given
     work = MEMORY_BUDGET if max_memory is None else memory_budget(max_memory, view.device)
     chunk = chunk_size or eng.default_chunk(dtype, work, out_dim)
@@ -535,9 +548,7 @@ def fisher_variances(
         )
 
     check_rows(known or first_x.shape[0])
-    sums = _Sums(
-        shapes, known or first_x.shape[0], dtype, per_sample, bounds, view.device, extra
-    )
+    sums = _Sums(shapes, known or first_x.shape[0], dtype, per_sample, bounds, view.device, extra)
     methods: dict[str, set[str]] = {}
     routes: dict[str, set[str]] = {}
 

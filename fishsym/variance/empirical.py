@@ -43,6 +43,7 @@ from fishsym.common import ModelView, cast_inputs, check_count, check_dtype
 from fishsym.common import distributed as _dist
 from fishsym.common.data import DataSource
 from fishsym.common.distributed import use_distributed
+from fishsym.common.model import translate_model_errors
 from fishsym.errors import InvalidArgumentError, ShapeError, UnsupportedModelError
 
 #: the moments, and which of them are quadratic in ``u`` (the rest are quartic in ``u``
@@ -188,6 +189,7 @@ def _unit_moments(kernel, h, jac, hess, teacher_h, labels) -> dict[str, Tensor]:
     }
 
 
+@translate_model_errors
 def empirical_fisher_exact(
     model: nn.Module,
     inputs,

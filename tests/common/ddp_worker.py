@@ -19,6 +19,17 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from ddp_case import ESTIMATORS, case  # noqa: E402
 
 
+class CappedHead(torch.nn.Module):
+    """``model`` with its logits capped in place at ``cap``."""
+
+    def __init__(self, model, cap):
+        super().__init__()
+        self.model, self.cap = model, cap
+
+    def forward(self, x):
+        return self.model(x).clamp_(max=self.cap)
+
+
 def main(out: str) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -33,6 +44,17 @@ def main(out: str) -> None:
     gen = torch.Generator().manual_seed(5)  # seeded alike on every rank
     diag = fishsym.diagonal_fisher(
         model, x[own], "categorical", generator=gen, exact=False, max_labels=64
+    )
+    # a head whose logits are capped in place for rank 1's inputs only: proved on rank 0's,
+    # not on rank 1's — every rank must then sample it (issue 23 C10: ranks disagreed)
+    capped = CappedHead(model, float(model(x[:half]).max()) + 1e-3)
+    cap = fishsym.diagonal_fisher(
+        capped,
+        x[own] * (1 + 9 * rank),
+        "categorical",
+        generator=torch.Generator().manual_seed(7),
+        exact=False,
+        max_labels=64,
     )
     mc = estimate(model, x[own], "categorical", 1, 3, torch.Generator().manual_seed(6))
     local = fishsym.fisher_variances(model, x[own], "categorical", distributed=False)
@@ -49,6 +71,8 @@ def main(out: str) -> None:
             "emp_var": emp.emp_var,
             "diag": diag.value,
             "diag_n": diag.n_inputs,
+            "capped": cap.value,
+            "capped_estimators": cap.estimators,
             "mc_n": mc.n_inputs,
             "mc_mean": mc.mean["squared_score"],
             "local_n": local.n_inputs,

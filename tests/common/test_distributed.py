@@ -111,6 +111,11 @@ def test_sampling_routes_agree_across_ranks(ranks):
     assert a["diag_n"] == b["diag_n"] == N_INPUTS
     for k in a["diag"]:  # the same reduced rounds on every rank
         assert torch.equal(a["diag"][k], b["diag"][k])
+    # a head proved on one rank's inputs only is sampled on both, with equal results
+    assert a["capped_estimators"] == b["capped_estimators"]
+    assert "closed-form head" not in a["capped_estimators"].values()
+    for k in a["capped"]:
+        assert torch.equal(a["capped"][k], b["capped"][k])
     assert a["mc_n"] == b["mc_n"] == N_INPUTS
     for k in a["mc_mean"]:
         assert torch.equal(a["mc_mean"][k], b["mc_mean"][k])
