@@ -25,14 +25,25 @@ import torch
 from torch import Tensor
 
 from fishsym.common.inputs import as_inputs, check_count
-from fishsym.errors import ArgumentTypeError, InvalidArgumentError, ShapeError
+from fishsym.errors import ArgumentTypeError, InvalidArgumentError, NonFiniteError, ShapeError
 
 #: examples per batch when a map-style ``Dataset`` is read
 DATASET_BATCH = 256
 
 
 def _is_array_like(data) -> bool:
+    if isinstance(data, (list, tuple)) and data and _is_batch_pair(data[0]):
+        return False  # a list of (x, y) batches: a stream
     return isinstance(data, (Tensor, np.ndarray, list, tuple)) or np.isscalar(data)
+
+
+def _is_batch_pair(item) -> bool:
+    """An ``(x, y, ...)`` batch: a tuple/list whose first element is a tensor or array."""
+    return (
+        isinstance(item, (tuple, list))
+        and len(item) >= 2
+        and isinstance(item[0], (Tensor, np.ndarray))
+    )
 
 
 class DataSource:
@@ -165,13 +176,38 @@ class DataSource:
         if ref is None:
             raise ShapeError(f"{self.argname} yielded no batch; at least one input is needed")
 
-    def materialise(self) -> tuple[Tensor, Tensor | None]:
+    def materialise(self, max_bytes: int | None = None) -> tuple[Tensor, Tensor | None]:
         """All inputs (and labels, if every batch had them) as one tensor each — for
-        routes that need the inputs together (label sampling rounds, the oracles)."""
+        routes that need the inputs together (label sampling rounds, the oracles).
+
+        With ``max_bytes``, a stream whose inputs would not fit is refused with a
+        :class:`~fishsym.errors.MemoryBudgetError`: after its first batch where its length
+        is known (nothing more is read), else as soon as what was read passes it."""
         if self.tensor is not None:
             return self.tensor, self.labels
+        from fishsym.common.model import check_memory
+
+        advice = (
+            "Pass max_inputs= (the mean Fisher over fewer inputs), or max_memory= if the "
+            "machine has the room."
+        )
         xs, ys = [], []
+        held = 0
         for x, y in self.batches():
+            per_input = (x[0].numel() * x.element_size()) + (
+                0 if y is None else y[0].numel() * y.element_size()
+            )
+            if max_bytes is not None and not xs and self.known_length() is not None:
+                n = self.known_length()
+                check_memory(
+                    n * per_input,
+                    max_bytes,
+                    f"holding {self.argname} ({n:,} inputs) in memory",
+                    advice,
+                )
+            held += x.shape[0] * per_input
+            if max_bytes is not None:
+                check_memory(held, max_bytes, f"holding {self.argname} in memory", advice)
             xs.append(x)
             ys.append(y)
         labels = None if any(y is None for y in ys) else torch.cat(ys)
@@ -180,7 +216,15 @@ class DataSource:
 
 def _one_label_per_input(labels, x: Tensor, what: str) -> Tensor:
     """``labels`` as a tensor with one entry per row of ``x``, or a ShapeError naming them."""
-    labels = torch.as_tensor(labels)
+    try:
+        labels = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ArgumentTypeError(
+            f"{what} must be a tensor or array of numbers, one per input; got "
+            f"{type(labels).__name__} ({err})"
+        ) from err
+    if labels.is_floating_point() and not bool(torch.isfinite(labels).all()):
+        raise NonFiniteError(f"{what} contain NaN or inf; every data label must be finite")
     if labels.dim() < 1 or labels.shape[0] != x.shape[0]:
         raise ShapeError(
             f"{what} must hold one data label per input ({x.shape[0]} inputs); got labels of "
@@ -197,9 +241,10 @@ def _numbers(batch) -> bool:
     )
 
 
-def materialise(data, argname: str = "inputs", max_inputs=None, labels=None):
+def materialise(data, argname: str = "inputs", max_inputs=None, labels=None, max_bytes=None):
     """``(x, labels)`` of any accepted ``data``, concatenated (:meth:`DataSource.materialise`)."""
-    return DataSource(data, argname=argname, max_inputs=max_inputs, labels=labels).materialise()
+    source = DataSource(data, argname=argname, max_inputs=max_inputs, labels=labels)
+    return source.materialise(max_bytes)
 
 
 __all__ = ["DATASET_BATCH", "DataSource", "materialise"]

@@ -26,6 +26,7 @@ import math
 
 import torch
 
+from fishsym.errors import ArgumentTypeError
 from fishsym.kernels import samplers
 from fishsym.kernels.base import (
     REAL_LINE,
@@ -300,7 +301,7 @@ class _SoftmaxKernel(StructuredKernel):
 
     def _check_label_dtype(self, y, argname):
         if y.is_floating_point() or y.dtype == torch.bool:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{self._describe()}: {argname} must be an integer tensor (e.g. torch.int64); "
                 f"got {y.dtype}"
             )

@@ -164,3 +164,95 @@ def test_known_length():
     assert DataSource(loader).known_length() == 32
     assert DataSource(loader, max_inputs=5).known_length() == 5
     assert DataSource(iter([x])).known_length() is None
+
+
+# --------------------------------------------------------------------------- issue 23 A6, C12
+def _small():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+    x = torch.randn(10, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (10,), generator=torch.Generator().manual_seed(1))
+    return model, x, y
+
+
+@pytest.mark.parametrize("first", [torch.float32, torch.float64])
+def test_streams_of_mixed_dtype_equal_the_tensor(first):
+    """A6: a float32 batch then a float64 batch (or the reverse) give the in-memory result
+    on the same numbers, on every entry point (each batch is cast to the working dtype)."""
+    model, x, y = _small()
+    x = x.float().double()  # numbers that both dtypes hold exactly
+    other = torch.float64 if first == torch.float32 else torch.float32
+
+    def stream():
+        return iter([x[:5].to(first), x[5:].to(other)])
+
+    for path in ("structured", "graph"):
+        ref = fishsym.fisher_variances(model, x, "categorical", path=path)
+        res = fishsym.fisher_variances(model, stream(), "categorical", path=path)
+        for name in ref.fisher:
+            torch.testing.assert_close(res.fisher[name], ref.fisher[name], rtol=1e-13, atol=0)
+            torch.testing.assert_close(res.var1[name], ref.var1[name], rtol=1e-13, atol=0)
+    gen = torch.Generator
+    a = fishsym.diagonal_fisher(
+        model, stream(), "categorical", exact=False, max_labels=4, generator=gen().manual_seed(0)
+    )
+    b = fishsym.diagonal_fisher(
+        model, x, "categorical", exact=False, max_labels=4, generator=gen().manual_seed(0)
+    )
+    for name in a.value:
+        torch.testing.assert_close(a.value[name], b.value[name], rtol=1e-13, atol=0)
+
+
+def test_a_list_of_batch_pairs_is_a_stream():
+    """C12: a Python list of (x, y) tuples is read as batches with their labels."""
+    model, x, y = _small()
+    batches = [(x[:4], y[:4]), (x[4:], y[4:])]
+    a = empirical_fisher_exact(model, batches, "categorical")
+    b = empirical_fisher_exact(model, DataLoader(TensorDataset(x, y), batch_size=4), "categorical")
+    for name in b.emp_mean:
+        torch.testing.assert_close(a.emp_mean[name], b.emp_mean[name], rtol=1e-13, atol=0)
+    res = fishsym.fisher_variances(model, batches, "categorical")
+    ref = fishsym.fisher_variances(model, x, "categorical")
+    torch.testing.assert_close(res.fisher["0.weight"], ref.fisher["0.weight"], rtol=1e-13, atol=0)
+
+
+def test_bad_data_labels_are_refused_by_name():
+    """C12: float and NaN labels for the data-label estimators gave a raw TypeError."""
+    model, x, y = _small()
+    for estimator in ("empirical", "batched_score_data"):
+        with pytest.raises(ArgumentTypeError, match="integer"):
+            fishsym.fisher_variances(
+                model, x, "categorical", labels=y.double() + 0.5, estimators=(estimator,)
+            )
+    bad = y.double()
+    bad[0] = float("nan")
+    with pytest.raises(fishsym.errors.NonFiniteError, match="NaN"):
+        empirical_fisher_exact(model, [(x, bad)], "categorical")
+    with pytest.raises(ArgumentTypeError, match="integer"):
+        empirical_fisher_exact(model, [(x, y.double() + 0.5)], "categorical")
+
+
+def test_a_huge_loader_is_refused_before_it_is_read():
+    """C12: diagonal_fisher holds its inputs for the rounds; a loader that would not fit is
+    refused after its first batch, before the rest is read."""
+    model, x, y = _small()
+    read = []
+
+    class Counting(Dataset):
+        def __len__(self):
+            return 10**7
+
+        def __getitem__(self, i):
+            read.append(i)
+            return x[i % 10]
+
+    loader = DataLoader(Counting(), batch_size=5)
+    with pytest.raises(fishsym.errors.MemoryBudgetError, match="max_inputs"):
+        fishsym.diagonal_fisher(
+            model,
+            loader,
+            "categorical",
+            generator=torch.Generator().manual_seed(0),
+            max_memory=10**8,
+        )
+    assert len(read) == 5

@@ -118,6 +118,7 @@ def test_categorical_chunking_matches_unchunked(monkeypatch, kt):
     v_partial = torch.randn(4, 7, 5, generator=gen, dtype=torch.float64)  # broadcast over dim 0
     v_full = torch.randn(3, 4, 7, 5, generator=gen, dtype=torch.float64)
     layouts = (v_shared, v_partial, v_full)
+
     def forms():
         return (
             [k.quartic(h, v) for v in layouts]
@@ -234,3 +235,18 @@ def test_fisher_diagonal_of_every_family(name, kt):
     h = kt.random_h(fam, kt.rng(7), 3)
     diag = torch.diagonal(k.fisher(h), dim1=-2, dim2=-1)
     assert kt.rel_err(k.fisher_diagonal(h), diag) <= RTOL
+
+
+@pytest.mark.parametrize("name,sizes", STRUCTURED_CASES, ids=[c[0] for c in STRUCTURED_CASES])
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_fisher_diagonal_across_chunk_boundaries(name, sizes, chunk, kt, monkeypatch):
+    """Issue 23 E: an off-by-one in the chunked default route of ``fisher_diagonal``
+    (identity columns ``DIAGONAL_CHUNK`` at a time) passed the suite, whose ``d`` fitted in
+    one chunk. With chunks of 1–3 columns every ``d ≥ 2`` here crosses a boundary, on the
+    lambdified kernel (which takes the chunked route) and on the family's own."""
+    fam = families.get(name, **sizes)
+    h = kt.random_h(fam, kt.rng(11), 3)
+    for k in (kernels.generic(fam), kernels.get(name, **sizes)):
+        monkeypatch.setattr(k, "DIAGONAL_CHUNK", chunk)
+        diag = torch.diagonal(k.fisher(h), dim1=-2, dim2=-1)
+        assert kt.rel_err(k.fisher_diagonal(h), diag) <= RTOL, (name, type(k).__name__)

@@ -128,3 +128,66 @@ def test_bad_arguments(case):
         res.labels_for(0.1, estimator="hutchinson")
     with pytest.raises(fishsym.errors.FishsymError, match="target"):
         res.labels_for(0.1, target="mean")
+
+
+def _two_entries():
+    """One layer of two entries: F̄ = (1, 2), one-draw variances (0.04, 0.09), bias
+    (0.1, 0) — numbers for which the error statements are computed by hand below."""
+    from types import SimpleNamespace
+
+    t = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    return SimpleNamespace(
+        var={"merging_recipe": {"w": t(0.04, 0.09)}},
+        bias={"merging_recipe": {"w": t(0.1, 0.0)}},
+        means={"fisher": {"w": t(1.0, 2.0)}},
+        groups={"layer": ["w"]},
+    )
+
+
+#: (method, probability) → (norm, median, q90) by hand for :func:`_two_entries`, one label
+HAND = {
+    # Chebyshev at p = 0.75: σ/√(1−p) = 2σ → per entry (0.1 + 0.4, 0.6), relative (0.5,
+    # 0.3); norm (‖b‖ + √(Σσ²/(1−p)))/‖F̄‖ = (0.1 + √0.52)/√5
+    ("chebyshev", 0.75): ((0.1 + math.sqrt(0.52)) / math.sqrt(5), 0.4, 0.3 + 0.9 * 0.2),
+    # Chebyshev at p = 0.96: σ/√0.04 = 5σ → (0.1 + 1.0, 1.5) relative (1.1, 0.75)
+    ("chebyshev", 0.96): (
+        (0.1 + math.sqrt(0.13 / 0.04)) / math.sqrt(5),
+        (1.1 + 0.75) / 2,
+        0.75 + 0.9 * 0.35,
+    ),
+    # normal at p = 0.95: two-sided z = 1.959964 per entry → (0.1 + 0.2z, 0.3z/2);
+    # norm: χ² matched in mean 0.13 and variance 2(0.04² + 0.09²), one-sided Φ⁻¹(0.95)
+    ("normal", 0.95): (
+        (0.1 + math.sqrt(0.13 + 1.6448536269514722 * math.sqrt(2 * (0.0016 + 0.0081))))
+        / math.sqrt(5),
+        ((0.1 + 0.2 * 1.959963984540054) + 0.3 * 1.959963984540054 / 2) / 2,
+        0.3 * 1.959963984540054 / 2
+        + 0.9 * (0.1 + 0.2 * 1.959963984540054 - 0.3 * 1.959963984540054 / 2),
+    ),
+}
+
+
+@pytest.mark.parametrize("method, prob", list(HAND))
+def test_error_statements_equal_hand_computed_values(method, prob):
+    """Issue 23 E: `1 − p` for `√(1 − p)` in the biased Chebyshev count, or a one-sided
+    quantile in the per-entry normal statement, passed the suite. Hand values catch both."""
+    from fishsym.variance.budget import group_errors, labels_for
+
+    res = _two_entries()
+    got = group_errors(res, "merging_recipe", 1, None, prob, method)["layer"]
+    for key, want in zip(("norm", "median", "q90"), HAND[(method, prob)], strict=True):
+        assert got[key] == pytest.approx(want, rel=1e-12), key
+    # the inverse: N labels divide the variances by N; the fewest N reaching a target
+    for target in ("norm", "median", "q90"):
+        for goal in (0.3, 0.5):
+            n = labels_for(res, goal, "merging_recipe", None, prob, method, target)["layer"]
+            if math.isinf(n):  # the bias alone is above the goal
+                assert (
+                    group_errors(res, "merging_recipe", 10**15, None, prob, method)["layer"][target]
+                    > goal
+                )
+                continue
+            err = lambda k: group_errors(res, "merging_recipe", k, None, prob, method)["layer"][
+                target
+            ]  # noqa: E731
+            assert err(n) <= goal < err(n - 1) if n > 1 else err(n) <= goal
