@@ -87,6 +87,8 @@ def save(res, path) -> Path:
         "paper_bounds_method": res.paper_bounds_method,
         "cost": res.cost,
         "params": list(res.fisher),
+        "shapes": {n: list(t.shape[1 if res.per_sample else 0 :]) for n, t in res.fisher.items()},
+        "family_signature": family_signature(res.kernel),
     }
     torch.save(
         {"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "tensors": tensors}, path
@@ -94,11 +96,115 @@ def save(res, path) -> Path:
     return path
 
 
+#: the largest family size a file may ask the registry to build (a crafted file must not
+#: make ``load`` build a huge family); a 50,257-token vocabulary fits
+MAX_FAMILY_SIZE = 10**6
+#: prefixes whose tensors carry a leading input axis when ``per_sample`` is true
+PER_SAMPLE_PREFIXES = ("fisher", "var1", "var2", "bounds", "paper_bounds")
+#: prefixes a file may hold, with the depth of their keys below the prefix
+PREFIXES = {
+    "fisher": 1, "var1": 1, "var2": 1, "var_x": 1, "means": 2, "bounds": 3,
+    "mean_bounds": 3, "paper_bounds": 3, "mean": 2, "var": 2, "bias": 2,
+}  # fmt: skip
+#: metadata keys and the JSON types they must have
+META_TYPES = {
+    "family": str, "sizes": dict, "n_inputs": int, "path": str, "per_sample": bool,
+    "groups": dict, "var2_routes": dict, "bounds_method": dict, "paper_bounds_method": dict,
+    "cost": dict, "params": list,
+}  # fmt: skip
+
+
+def family_signature(kernel) -> str | None:
+    """What defines the family of ``kernel`` (sufficient statistic, log-partition, base
+    measure), as text: a file names its family by name and sizes, and ``load`` checks that
+    the family it rebuilds is the one the file was computed with."""
+    fam = getattr(kernel, "family", None)
+    if fam is None:
+        return None
+    return " | ".join(str(getattr(fam, a, "")) for a in ("suff_stat", "log_partition", "log_base_measure"))
+
+
+def _bad(path, what: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"{str(path)!r} is not a valid fishsym result file: {what}")
+
+
+def _check_meta(path, meta) -> None:
+    if not isinstance(meta, dict):
+        raise _bad(path, "its metadata is not a JSON object")
+    for key, kind in META_TYPES.items():
+        if key not in meta:
+            raise _bad(path, f"its metadata has no {key!r}")
+        value = meta[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _bad(path, f"metadata {key!r} must be a {kind.__name__}; got {value!r:.80}")
+    if meta["n_inputs"] < 1:
+        raise _bad(path, f"n_inputs must be positive; got {meta['n_inputs']}")
+    for name, size in meta["sizes"].items():
+        if (
+            not isinstance(name, str)
+            or isinstance(size, bool)
+            or not isinstance(size, int)
+            or not 1 <= size <= MAX_FAMILY_SIZE
+        ):
+            raise _bad(
+                path,
+                f"family size {name!r}={size!r:.40} is not an integer in [1, {MAX_FAMILY_SIZE:,}]",
+            )
+    if not meta["params"] or not all(isinstance(n, str) for n in meta["params"]):
+        raise _bad(path, "metadata 'params' must be a non-empty list of parameter names")
+
+
+def _check_tensors(path, tensors, meta) -> None:
+    """Every tensor: a known key, a floating non-empty finite tensor, shaped like its
+    parameter (with the input axis where the quantity is per input)."""
+    if not isinstance(tensors, dict) or not tensors:
+        raise _bad(path, "it holds no tensors")
+    params = meta["params"]
+    shapes = meta.get("shapes")
+    for n in params:
+        if f"fisher/{n}" not in tensors:
+            raise _bad(path, f"the Fisher of parameter {n!r} is missing")
+    if shapes is None:  # files written before the shapes were stored
+        shapes = {
+            n: list(tensors[f"fisher/{n}"].shape[1 if meta["per_sample"] else 0 :])
+            for n in params
+            if isinstance(tensors[f"fisher/{n}"], torch.Tensor)
+        }
+    if not isinstance(shapes, dict) or set(shapes) != set(params):
+        raise _bad(path, "metadata 'shapes' does not name the same parameters as 'params'")
+    for key, t in tensors.items():
+        prefix = key.split("/", 1)[0] if isinstance(key, str) else None
+        if prefix not in PREFIXES or key.count("/") != PREFIXES[prefix]:
+            raise _bad(path, f"unknown entry {key!r:.80}")
+        name = key.rsplit("/", 1)[1]
+        if name not in params:
+            # a parameter name may itself hold no '/', so the last part names it
+            raise _bad(path, f"entry {key!r} names a parameter not in 'params'")
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise _bad(path, f"entry {key!r} is not a floating-point tensor")
+        if t.numel() == 0:
+            raise _bad(path, f"entry {key!r} is empty")
+        if not bool(torch.isfinite(t).all()):
+            raise _bad(path, f"entry {key!r} contains NaN or inf")
+        want = list(shapes[name])
+        if meta["per_sample"] and prefix in PER_SAMPLE_PREFIXES:
+            want = [meta["n_inputs"], *want]
+        if list(t.shape) != want:
+            raise _bad(path, f"entry {key!r} has shape {list(t.shape)}; its parameter's is {want}")
+
+
 def load(path, family=None):
     """Read a result written by :meth:`FisherVariances.save`.
 
     ``family``: the family (name, symbolic family or kernel) for a user-defined family that
     the registry cannot rebuild from its stored name and sizes.
+
+    Everything is validated against the file's own metadata before a result is built:
+    the metadata's keys and types, family sizes (at most :data:`MAX_FAMILY_SIZE`), each
+    tensor's key, dtype, finiteness and shape; and the family rebuilt (or given) must be
+    the one the file was computed with (its :func:`family_signature`). A file that fails
+    any check raises :class:`~fishsym.errors.InvalidArgumentError`. No code runs from a
+    file (``torch.load(weights_only=True)``).
     """
     from fishsym import kernels
     from fishsym.variance.result import FisherVariances
@@ -119,8 +225,13 @@ def load(path, family=None):
             f"{str(path)!r} has format version {payload.get('version')!r}; this fishsym reads "
             f"version {VERSION}"
         )
-    meta = json.loads(payload["meta"])
-    tensors = payload["tensors"]
+    try:
+        meta = json.loads(payload.get("meta"))
+    except (TypeError, ValueError) as err:
+        raise _bad(path, f"its metadata is not JSON ({err})") from err
+    _check_meta(path, meta)
+    tensors = payload.get("tensors")
+    _check_tensors(path, tensors, meta)
     if family is None:
         try:
             kernel = kernels.get(meta["family"], **meta["sizes"])
@@ -136,6 +247,14 @@ def load(path, family=None):
     else:
         raise ArgumentTypeError(
             f"family must be a name, an ExponentialFamily or a kernel; got {family!r}"
+        )
+    stored, rebuilt = meta.get("family_signature"), family_signature(kernel)
+    if stored is not None and rebuilt is not None and stored != rebuilt:
+        raise InvalidArgumentError(
+            f"{str(path)!r} was computed with a family named {meta['family']!r} that is not "
+            f"the {'registered' if family is None else 'given'} one (sufficient statistic, "
+            "log-partition or base measure differ: a user family of the same name?); pass "
+            "family= the ExponentialFamily or kernel it was computed with"
         )
     order = meta["params"]
 
@@ -180,4 +299,4 @@ def load(path, family=None):
     return res
 
 
-__all__ = ["FORMAT", "VERSION", "load", "save"]
+__all__ = ["FORMAT", "MAX_FAMILY_SIZE", "VERSION", "family_signature", "load", "save"]

@@ -98,3 +98,92 @@ def test_csv_export(tmp_path):
     assert [r["group"] for r in rows] == [r["group"] for r in records]
     assert float(rows[0]["fisher"]) == pytest.approx(records[0]["fisher"], rel=1e-12)
     assert "std_squared_score_bounds_upper" in rows[0]
+
+
+def _tamper(tmp_path, change, name="res.pt", per_sample=False):
+    """A saved result whose payload ``change`` alters (in place), saved again."""
+    import json
+
+    path = _result(per_sample).save(tmp_path / name)
+    payload = torch.load(path, weights_only=True)
+    meta = json.loads(payload["meta"])
+    out = change(payload, meta)
+    if out is not False:
+        payload["meta"] = json.dumps(meta) if not isinstance(out, str) else out
+    torch.save(payload, path)
+    return path
+
+
+def _drop(d, key):
+    d.pop(key)
+
+
+DAMAGED = {
+    "metadata not JSON": (lambda p, m: "{not json", "not JSON"),
+    "metadata not an object": (lambda p, m: "[1, 2]", "not a JSON object"),
+    "missing n_inputs": (lambda p, m: _drop(m, "n_inputs"), "no 'n_inputs'"),
+    "missing params": (lambda p, m: _drop(m, "params"), "no 'params'"),
+    "wrong type": (lambda p, m: m.update(per_sample="yes"), "'per_sample' must be a bool"),
+    "heavy family": (lambda p, m: m.update(sizes={"C": 10**12}), "family size"),
+    "missing tensor": (lambda p, m: _drop(p["tensors"], "fisher/0.weight"), "missing"),
+    "unknown entry": (lambda p, m: p["tensors"].update({"evil/0.weight": torch.zeros(4, 3)}),
+                      "unknown entry"),
+    "no tensors": (lambda p, m: p.update(tensors={}), "no tensors"),
+    "tensors not a dict": (lambda p, m: p.update(tensors=[1]), "no tensors"),
+    "empty tensor": (lambda p, m: p["tensors"].update({"var1/0.weight": torch.zeros(0)}),
+                     "empty"),
+    "NaN": (lambda p, m: p["tensors"]["var1/0.weight"].fill_(float("nan")), "NaN or inf"),
+    "inf": (lambda p, m: p["tensors"]["var2/2.bias"].fill_(float("inf")), "NaN or inf"),
+    "shape disagrees": (lambda p, m: p["tensors"].update({"var1/0.weight": torch.zeros(3, 4,
+                        dtype=torch.float64)}), "shape"),
+    "integer tensor": (lambda p, m: p["tensors"].update({"var1/0.weight": torch.zeros(4, 3,
+                       dtype=torch.int64)}), "floating-point"),
+    "unknown parameter": (lambda p, m: p["tensors"].update({"var1/9.weight": torch.zeros(4, 3,
+                          dtype=torch.float64)}), "not in 'params'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_damaged_or_crafted_files_are_refused(tmp_path, case):
+    """Issue 23 D13: raw KeyError / JSONDecodeError / AttributeError before; empty,
+    non-finite and mis-shaped tensors and a crafted heavy family accepted. Every check
+    runs against the file's own metadata and raises InvalidArgumentError."""
+    change, words = DAMAGED[case]
+    path = _tamper(tmp_path, change)
+    with pytest.raises(fishsym.errors.InvalidArgumentError, match=words):
+        fishsym.load(path)
+
+
+def test_a_user_family_of_a_registered_name_is_not_silently_rebuilt(tmp_path):
+    """Issue 23 D13: a result computed with a user family named like a registered one was
+    loaded with the registered family. The file carries the family's signature."""
+    from fishsym.variance.storage import family_signature
+
+    def other_family(payload, meta):
+        meta["family_signature"] = "t(y) | log(1 + exp(h)) + h² | 0"
+
+    path = _tamper(tmp_path, other_family)
+    with pytest.raises(fishsym.errors.InvalidArgumentError, match="not the registered one"):
+        fishsym.load(path)
+    res = _result(False)
+    assert family_signature(res.kernel) is not None
+    good = res.save(tmp_path / "good.pt")
+    assert family_signature(fishsym.load(good).kernel) == family_signature(res.kernel)
+
+
+def test_no_code_runs_from_a_file(tmp_path):
+    """A pickle that would run code is refused by torch.load(weights_only=True)."""
+    import pickle
+
+    ran = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(ran), "w"))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"format": "fishsym.FisherVariances", "x": Evil()}, f)
+    with pytest.raises(fishsym.errors.InvalidArgumentError, match="not a fishsym result"):
+        fishsym.load(path)
+    assert not ran.exists()
