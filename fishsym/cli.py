@@ -44,19 +44,75 @@ def load_factory(spec: str):
         raise CommandLineError(
             f"--model must be 'module:factory', e.g. fishsym.nets:mnist_mlp; got {spec!r}"
         )
+    if module_name.startswith("."):
+        raise CommandLineError(
+            f"--model: {module_name!r} is a relative import; name the module from the top, "
+            "e.g. mypkg.models:make_net"
+        )
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise CommandLineError(f"--model: cannot import {module_name!r} ({err})") from None
+    except Exception as err:  # noqa: BLE001 - importing runs the user's module code
+        raise CommandLineError(
+            f"--model: cannot import {module_name!r} ({type(err).__name__}: {_line(err)})"
+        ) from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise CommandLineError(f"--model: {module_name!r} has no callable {attr!r}")
-    model = factory()
+    try:
+        model = factory()
+    except Exception as err:  # noqa: BLE001 - the user's factory
+        raise CommandLineError(
+            f"--model: calling {spec}() with no arguments failed ({type(err).__name__}: "
+            f"{_line(err)}); the factory must build the model without arguments"
+        ) from None
     if not isinstance(model, torch.nn.Module):
         raise CommandLineError(
             f"--model: {spec}() returned {type(model).__name__}, not an nn.Module"
         )
+    if next(iter(model.parameters()), None) is None:
+        raise CommandLineError(f"--model: {spec}() has no parameters; there is no Fisher to report")
     return model
+
+
+def _line(err: BaseException) -> str:
+    """The first line of an error's message, at most 200 characters."""
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else ""
+
+
+def _torch_load(path, argname: str):
+    """``torch.load(path, weights_only=True)`` with its failures as one-line
+    :class:`CommandLineError` s: a pickle of anything but tensors is refused, never run."""
+    import pickle
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols
+            return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CommandLineError(
+            f"{argname} {path}: refused — it holds objects other than tensors (a pickle that "
+            "could run code); nothing in it was run"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - corrupt or foreign files
+        raise CommandLineError(
+            f"{argname} {path}: not a torch file of tensors ({type(err).__name__}: "
+            f"{_line(err)}); nothing in it was run"
+        ) from None
+
+
+def load_weights(model, path: str) -> None:
+    """Load the ``state_dict`` in ``path`` into ``model`` (tensors only, no pickled code)."""
+    if not Path(path).is_file():
+        raise CommandLineError(f"--weights: no such file {path!r}")
+    state = _torch_load(path, "--weights")
+    if not isinstance(state, dict):
+        raise CommandLineError(f"--weights {path}: holds {type(state).__name__}, not a state_dict")
+    try:
+        model.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 - missing, unexpected or mis-shaped keys
+        raise CommandLineError(f"--weights {path}: does not fit the model ({_line(err)})") from None
 
 
 def load_inputs(data: str, n_inputs: int, model) -> torch.Tensor:
@@ -72,21 +128,29 @@ def load_inputs(data: str, n_inputs: int, model) -> torch.Tensor:
             try:
                 with torch.no_grad():
                     model.eval()(candidate[:2])
-            except RuntimeError:
+            except Exception:  # noqa: BLE001 - the other shape, or a model that fails
                 continue
             return candidate
         raise CommandLineError("--data mnist: the model takes neither [n, 784] nor [n, 1, 28, 28]")
     path = Path(data)
     if not path.exists():
         raise CommandLineError(f"--data must be 'mnist' or an existing .pt/.npy file; got {data!r}")
-    if path.suffix == ".npy":
-        x = torch.from_numpy(np.load(path, allow_pickle=False))
-    elif path.suffix == ".pt":
-        x = torch.load(path, weights_only=True)
-        if not isinstance(x, torch.Tensor):
-            raise CommandLineError(f"--data {data}: holds {type(x).__name__}, not a tensor")
-    else:
+    if path.suffix not in (".npy", ".pt"):
         raise CommandLineError(f"--data {data}: use a .pt or .npy file")
+    if path.suffix == ".pt":
+        x = _torch_load(path, "--data")
+    else:
+        try:
+            x = torch.from_numpy(np.load(path, allow_pickle=False))
+        except Exception as err:  # noqa: BLE001 - corrupt files, object arrays
+            raise CommandLineError(
+                f"--data {data}: cannot be read as a numeric array ({type(err).__name__}: "
+                f"{_line(err)})"
+            ) from None
+    if not isinstance(x, torch.Tensor):
+        raise CommandLineError(f"--data {data}: holds {type(x).__name__}, not a tensor")
+    if x.dim() == 0:
+        raise CommandLineError(f"--data {data}: holds a scalar; inputs are [n, ...]")
     return x[:n_inputs]
 
 
@@ -95,7 +159,7 @@ def report(args) -> int:
 
     model = load_factory(args.model)
     if args.weights:
-        model.load_state_dict(torch.load(args.weights, weights_only=True))
+        load_weights(model, args.weights)
     model.eval()
     x = load_inputs(args.data, args.n_inputs, model)
     dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
@@ -199,4 +263,4 @@ def main(argv=None) -> int:
         return 2
 
 
-__all__ = ["main", "parser", "report"]
+__all__ = ["CommandLineError", "load_weights", "main", "parser", "report"]

@@ -64,3 +64,82 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
     assert "--data must be" in capsys.readouterr().err
     assert main(["report", "--model", spec, "--family", "poisson", "--out", str(tmp_path)]) == 2
     assert "poisson" in capsys.readouterr().err
+
+
+def _needs_args(width):
+    return torch.nn.Linear(784, width)
+
+
+def _raises():
+    raise RuntimeError("no GPU here")
+
+
+def _no_params():
+    return torch.nn.Sequential(torch.nn.Tanh())
+
+
+def _malicious(path, marker):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    with open(path, "wb") as f:
+        pickle.dump({"0.weight": Evil()}, f)
+
+
+def test_every_bad_argument_is_one_line_and_status_2(tmp_path):
+    """Issue 23 D14: these printed Python tracebacks. Each now prints one line naming the
+    argument and exits with status 2 (through the real entry point, as a user runs it)."""
+    here = f"{__name__}"
+    spec = f"{here}:_small_mlp"
+    marker = tmp_path / "ran"
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x80\x04not a torch file at all")
+    wrong = tmp_path / "wrong.pt"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), wrong)
+    evil = tmp_path / "evil.pt"
+    _malicious(evil, marker)
+    bad_npy = tmp_path / "bad.npy"
+    bad_npy.write_bytes(b"\x93NUMPY garbage")
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    cases = {
+        "factory needs arguments": (["--model", f"{here}:_needs_args"], "--model"),
+        "factory raises": (["--model", f"{here}:_raises"], "no GPU here"),
+        "relative import": (["--model", ".models:make"], "relative import"),
+        "no parameters": (["--model", f"{here}:_no_params"], "no parameters"),
+        "missing weights": (["--model", spec, "--weights", str(tmp_path / "nope.pt")], "--weights"),
+        "corrupt weights": (["--model", spec, "--weights", str(corrupt)], "--weights"),
+        "wrong-keyed weights": (["--model", spec, "--weights", str(wrong)], "does not fit"),
+        "malicious pickle": (["--model", spec, "--weights", str(evil)], "nothing in it was run"),
+        "corrupt .npy": (["--model", spec, "--data", str(bad_npy)], "--data"),
+        "object .npy": (["--model", spec, "--data", str(objects)], "--data"),
+        "corrupt .pt data": (["--model", spec, "--data", str(corrupt)], "--data"),
+    }
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for what, (args, words) in cases.items():
+        argv = ["report", *args, "--n-inputs", "4", "--out", str(tmp_path / "out")]
+        if what in ("factory needs arguments", "factory raises", "no parameters"):
+            # factories of this test module: in-process (the module is not importable by
+            # name from a fresh interpreter)
+            import contextlib
+            import io
+
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                assert main(argv) == 2, what
+            text = err.getvalue()
+        else:
+            run = subprocess.run(
+                [sys.executable, "-m", "fishsym", *argv], capture_output=True, text=True, env=env
+            )
+            assert run.returncode == 2, (what, run.stderr[-800:])
+            text = run.stderr
+        assert "Traceback" not in text, (what, text)
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert len(lines) == 1 and words in lines[0], (what, text)
+    assert not marker.exists()

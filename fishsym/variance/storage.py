@@ -121,7 +121,9 @@ def family_signature(kernel) -> str | None:
     fam = getattr(kernel, "family", None)
     if fam is None:
         return None
-    return " | ".join(str(getattr(fam, a, "")) for a in ("suff_stat", "log_partition", "log_base_measure"))
+    return " | ".join(
+        str(getattr(fam, a, "")) for a in ("suff_stat", "log_partition", "log_base_measure")
+    )
 
 
 def _bad(path, what: str) -> InvalidArgumentError:
