@@ -232,3 +232,32 @@ def test_training_mode_stochastic_modules_are_rejected(module):
 def test_dropout_with_p_zero_is_deterministic_in_training_mode():
     model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.0), nn.Linear(4, 2)).train()
     assert isinstance(select(model, torch.float64), StructuredMLP)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("curved", [1, 2, 3, 4, 5])
+def test_every_inter_layer_factor_against_the_label_oracle(activation, curved):
+    """Issue 23 E: a broken inter-layer factor of the V₂ recursion for layers three or more
+    apart (``∂a_m/∂z_l`` with ``l ≤ m − 3``) passed the suite, whose networks had at most
+    three curved layers. With 1–5 curved layers every branch of the recursion runs; Fisher,
+    V₁ and V₂ are held to label enumeration with autograd (float64), in chunks of 2 inputs
+    across 5 (every chunk boundary crossed, a last partial chunk)."""
+    import sys
+    from pathlib import Path
+
+    import fishsym
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "variance"))
+    from conftest import reference
+
+    widths = [3, 4, 3, 5, 4, 3][: curved + 1] + [3]
+    model = _model(widths, activation, seed=10 + curved)
+    x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    truth = reference(model, x, "categorical")
+    res = fishsym.fisher_variances(model, x, "categorical", path="structured", chunk_size=2)
+    assert res.path == "structured"
+    for name in truth["fisher"]:
+        for key in ("fisher", "var1", "var2"):
+            torch.testing.assert_close(
+                getattr(res, key)[name], truth[key][name].mean(0), rtol=1e-10, atol=1e-16
+            )
