@@ -105,3 +105,31 @@ def test_bounds_use_only_the_certified_spectrum(family_name, monkeypatch):
     for est in ("squared_score", "neg_hessian"):
         for side in ("lower", "upper"):
             assert spectrum_mod.NOT_COMPUTED not in res.bounds_method[est][side]
+
+
+@pytest.mark.parametrize("family, d", [("poisson", 1), ("gaussian", 3)])
+def test_outward_rounding_is_what_keeps_tight_bounds_valid(family, d, monkeypatch):
+    """Issue 23 E: removing the outward-rounding margin of the certified V₁ bound passed the
+    suite. For these families the V₁ bounds are tight (μ₄ is a multiple of ‖v‖⁴ per input),
+    so the bound and the value differ by rounding alone: with the margins every per-input
+    and mean bound holds the value; with them removed (``BOUND_ULPS = −d``, ``SUM_ULPS =
+    −n``: zero margin) some fall on the wrong side — the margins are what keep them."""
+    import fishsym.variance.compute as compute
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, d)).double()
+    x = torch.randn(64, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def violations():
+        res = fishsym.fisher_variances(model, x, family, per_sample=True)
+        count = 0
+        for kind, value in (("bounds", res.var1), ("mean_bounds", res.means["var1"])):
+            b = getattr(res, kind)["squared_score"]
+            for n, v in value.items():
+                count += int((v > b["upper"][n]).sum()) + int((v < b["lower"][n]).sum())
+        return count
+
+    assert violations() == 0
+    monkeypatch.setattr(compute, "BOUND_ULPS", -d)
+    monkeypatch.setattr(compute, "SUM_ULPS", -x.shape[0])
+    assert violations() > 0
