@@ -182,9 +182,10 @@ def unregistered_tensors(model: nn.Module) -> list[str]:
                 except ValueError:  # an empty cell
                     continue
 
+    internal = set(vars(nn.Module()))  # the module's own tables (_parameters, _buffers, …)
     for name, module in model.named_modules():
         for attr, value in vars(module).items():
-            if attr.startswith("_") or isinstance(value, nn.Module):
+            if attr in internal or isinstance(value, nn.Module):
                 continue
             visit(value, f"{name + '.' if name else ''}{attr}", 0)
     return found
