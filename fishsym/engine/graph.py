@@ -54,7 +54,7 @@ from fishsym.common import ModelView, cast_inputs, math_attention
 from fishsym.engine import activations as _act
 from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
 from fishsym.engine.generic import GenericModel, GenericPathWarning
-from fishsym.errors import UnsupportedModelError
+from fishsym.errors import ShapeError, UnsupportedModelError
 
 aten = torch.ops.aten
 
@@ -440,6 +440,8 @@ def trace(view: ModelView, x1: Tensor) -> torch.fx.GraphModule:
     with math_attention():
         try:
             return make_fx(functionalize(single))(*[view.params[n] for n in names], x1)
+        except ShapeError:
+            raise  # the model's own output is wrong (the view says how): no other path helps
         except Exception as err:  # noqa: BLE001 - tracing can fail in many ways
             raise UnsupportedModelError(
                 f"the model could not be traced into a graph of ATen operations ({err}); "
