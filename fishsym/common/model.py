@@ -191,7 +191,7 @@ def unregistered_tensors(model: nn.Module) -> list[str]:
     return found
 
 
-# --------------------------------------------------------------------------- what torch.func cannot do
+# --------------------------------------------------------------------------- torch.func's limits
 def check_transformable(model: nn.Module) -> None:
     """Raise :class:`UnsupportedModelError` for modules that torch.func's per-input
     transforms cannot evaluate (fused recurrent kernels)."""
@@ -405,7 +405,8 @@ class ModelView:
         outside = unregistered_tensors(model)
         if outside:
             warnings.warn(
-                f"the model holds trainable tensors outside its module tree ({', '.join(outside)}): "
+                "the model holds trainable tensors outside its module tree "
+                f"({', '.join(outside)}): "
                 "named_parameters() does not list them, so fishsym treats them as constants "
                 "(no Fisher information is computed for them). Register them "
                 "(nn.Parameter attributes, nn.ParameterList / nn.ParameterDict) to include them.",
@@ -698,6 +699,8 @@ class ModelView:
                 f"{tuple(raw.shape)}: its leading axis must be the input axis [n_inputs, d]. "
                 "Inputs need a leading batch axis (for one input use x.unsqueeze(0))"
             )
+        #: the output's shape without the batch axis (its factor axes, if any, and d)
+        self.out_shape = tuple(raw.shape[1:]) or (1,)
         return int(raw[0].numel())
 
 

@@ -30,6 +30,8 @@ methods and their shapes, and docs/theory.md §1–§4 for the mathematics.
 
 from __future__ import annotations
 
+import math
+
 from fishsym.kernels.base import FamilyKernel
 from fishsym.kernels.bernoulli import BinomialKernel, IndependentBernoulliKernel
 from fishsym.kernels.categorical import (
@@ -132,7 +134,7 @@ def get(fam_or_name, **sizes) -> FamilyKernel:
     )
 
 
-def for_output(family, out_dim: int) -> FamilyKernel:
+def for_output(family, out_dim: int, out_shape=None) -> FamilyKernel:
     """The kernel of ``family`` for a network with ``out_dim`` outputs — the one family
     resolver of every numeric entry point.
 
@@ -144,7 +146,9 @@ def for_output(family, out_dim: int) -> FamilyKernel:
     Raises :class:`~fishsym.errors.UnknownFamilyError` for an unknown name,
     :class:`~fishsym.errors.ArgumentTypeError` for an argument of another type, and
     :class:`~fishsym.errors.ShapeError` when ``out_dim`` does not fit the family (with
-    a hint at the family that would, e.g. ``"bernoulli"`` with 6 outputs).
+    a hint at the family that would, e.g. ``"bernoulli"`` with 6 outputs). With the
+    model's ``out_shape`` (the output without its batch axis) an output with factor axes
+    is refused unless the family is coordinate-wise (:func:`check_factor_axes`).
     """
     from fishsym.errors import ArgumentTypeError, ShapeError
 
@@ -180,14 +184,76 @@ def for_output(family, out_dim: int) -> FamilyKernel:
             "natural parameters; the model's output must be the natural parameter h"
             f"{_hint(kernel.name, out_dim)}"
         )
+    if out_shape is not None:
+        check_factor_axes(kernel, tuple(out_shape))
     return kernel
+
+
+_COORDINATEWISE: dict[str, bool] = {}
+
+
+def is_coordinatewise(kernel) -> bool:
+    """Whether the family of ``kernel`` is a product over its coordinates,
+    ``F(h) = Σ_c f_c(h_c)`` (independent Bernoulli, isotropic Gaussian): then ``d``
+    outputs read as one family are the same model as the same outputs read per factor
+    (docs/theory.md §11). Decided on the symbolic log-partition of the family (for a
+    registered family, at a small size: the structure does not depend on it); ``False``
+    where the kernel has no symbolic family."""
+    import sympy as sp
+
+    name = getattr(kernel, "name", None)
+    fam = getattr(kernel, "family", None)
+    registered = isinstance(name, str) and name in families.names()
+    if registered and name in _COORDINATEWISE:
+        return _COORDINATEWISE[name]
+    if registered:
+        size = families.entry(name).output_size
+        small = {"C": 3, "d": 3, "C_minus_1": 3}.get(size) if size else None
+        try:
+            fam = families.get(name, **({} if small is None else {size.split("_")[0]: small}))
+        except Exception:  # noqa: BLE001 - keep the kernel's own family
+            pass
+    if fam is None:
+        return False
+    symbols = set(fam.natural_params)
+    separable = all(
+        len(term.free_symbols & symbols) <= 1
+        for term in sp.Add.make_args(sp.expand(fam.log_partition))
+    )
+    if registered:
+        _COORDINATEWISE[name] = separable
+    return separable
+
+
+def check_factor_axes(kernel, out_shape: tuple[int, ...]) -> None:
+    """Refuse an output with factor axes (``[n, T, d]``: tokens, pixels) that the family
+    would read as **one** distribution over ``T·d`` natural parameters — a categorical over
+    ``T·d`` classes is one label among ``T·d`` outcomes, not one label per position, and
+    its Fisher differs (docs/theory.md §11). Coordinate-wise families
+    (:func:`is_coordinatewise`) read the same either way and are accepted."""
+    from fishsym.errors import ShapeError
+
+    factors = math.prod(out_shape[:-1]) if len(out_shape) > 1 else 1
+    if factors <= 1 or is_coordinatewise(kernel):
+        return
+    raise ShapeError(
+        f"the model's output has shape [n, {', '.join(map(str, out_shape))}]: "
+        f"{kernel.name!r} would read it as one distribution over {math.prod(out_shape)} "
+        f"natural parameters (for a categorical: one label among {math.prod(out_shape)} "
+        f"outcomes), not one per position over the {factors} factors of axes "
+        f"{list(out_shape[:-1])} — a different model with a different Fisher "
+        "(docs/theory.md §11). Outputs with factor axes (tokens, pixels) are not supported "
+        "yet: select one position with output=lambda out: out[:, t] (the Fisher over all "
+        "positions is the sum over t of these, as is V₂), or reshape so that each row is "
+        "one input's parameters of one family"
+    )
 
 
 def _hint(name: str, out_dim: int) -> str:
     if name == "bernoulli" and out_dim > 1:
         return (
-            f" — for {out_dim} binary labels use family=\"independent_bernoulli\", "
-            f"for one label out of {out_dim} classes family=\"categorical\""
+            f' — for {out_dim} binary labels use family="independent_bernoulli", '
+            f'for one label out of {out_dim} classes family="categorical"'
         )
     if name in ("binomial", "poisson", "exponential", "geometric", "negative_binomial") and (
         out_dim > 1

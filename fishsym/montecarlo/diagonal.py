@@ -380,7 +380,7 @@ def diagonal_fisher(
     view = ModelView(model, dtype, output=output)
     x = cast_inputs(x, dtype, view.device)
     d = view.probe(x)
-    kernel = _kernels.for_output(family, d)
+    kernel = _kernels.for_output(family, d, view.out_shape)
     groups = parameter_groups(list(view.params))
     result = DiagonalFisher(
         {}, {}, groups, rel_error=rel_error, confidence=confidence, n_inputs=n_total

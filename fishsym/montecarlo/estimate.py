@@ -270,7 +270,7 @@ def estimate(
     sel2 = sel1 if hessian_params is _SAME else select_params(model, hessian_params)
     selections = {"squared_score": sel1, "neg_hessian": sel2}
     x = cast_inputs(x, dtype, fmodel.device)
-    kernel = _kernels.for_output(family, fmodel.probe(x))
+    kernel = _kernels.for_output(family, fmodel.probe(x), fmodel.out_shape)
     with math_attention():
         h = fmodel.outputs(x)
     kernel.check_h(h)

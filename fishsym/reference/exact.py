@@ -135,7 +135,7 @@ def exact_moments(
     fmodel = FunctionalModel(model, torch.float64, output=output)
     sel = select_params(model, params)
     x = cast_inputs(x, torch.float64, fmodel.device)
-    kernel = _kernels.for_output(family, fmodel.probe(x))
+    kernel = _kernels.for_output(family, fmodel.probe(x), fmodel.out_shape)
     h = fmodel.outputs(x)
     kernel.check_h(h)
     rule = label_rule(kernel, h)

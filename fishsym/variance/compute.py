@@ -506,7 +506,7 @@ def fisher_variances(
             DerivativeWarning,
             stacklevel=2,
         )
-    kernel = _kernels.for_output(family, out_dim)
+    kernel = _kernels.for_output(family, out_dim, view.out_shape)
     wanted_labels = [e for e in estimators if e in _est.DATA_LABEL_ESTIMATORS]
     if wanted_labels and first_y is None:
         raise InvalidArgumentError(

@@ -251,7 +251,7 @@ def empirical_fisher_exact(
             labels = None if labels is None else labels[: source.max_inputs]
         model_out = view.outputs(first_x)
         _check_data_labels(model_out, teacher_h, labels)
-    kernel = _kernels.for_output(kernel, out_dim)
+    kernel = _kernels.for_output(kernel, out_dim, view.out_shape)
     eng = _engine.select(view, path)
     eng.prepare(first_x)
     shapes = {name: view.params[name].shape for name in eng.param_names()}

@@ -445,3 +445,58 @@ def test_what_torch_func_cannot_do_is_refused_by_name(case, unchanged):
         with pytest.raises(error, match=words):
             call()
     unchanged.check(before, model)
+
+
+# --------------------------------------------------------------------------- factor axes
+class _Tokens(nn.Module):
+    """Two tokens in, logits [n, 2, 3] out: an Embedding, tanh, a Linear per position."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.out = nn.Embedding(3, 4), nn.Linear(4, 3)
+
+    def forward(self, ids):
+        return self.out(torch.tanh(self.emb(ids)))
+
+
+IDS = torch.randint(0, 3, (6, 2), generator=_gen(5))
+
+
+@pytest.mark.parametrize("family", ["categorical", "categorical_minimal", "multinomial"])
+def test_factor_axes_are_never_read_as_one_distribution(family):
+    """Issue 24 (first step): [n, 2, 3] logits were read as ONE categorical over 6 classes,
+    46–50 % off the per-position Fisher, with no warning. Every entry point now refuses
+    that reading by name (per-position outputs are the work of issue 24)."""
+    torch.manual_seed(0)
+    model = _Tokens().double()
+    for call in (
+        lambda: fishsym.fisher_variances(model, IDS, family),
+        lambda: fishsym.diagonal_fisher(model, IDS, family, generator=_gen(0)),
+        lambda: estimate(model, IDS, family, 2, 2, _gen(1)),
+        lambda: fishsym.reference.exact_moments(model, IDS, family),
+    ):
+        with pytest.raises(fishsym.errors.ShapeError, match="factor"):
+            call()
+    # one position selected is one distribution: accepted
+    fishsym.fisher_variances(model, IDS, "categorical", output=lambda out: out[:, 1])
+
+
+def test_coordinatewise_families_read_factor_axes_exactly():
+    """For a coordinate-wise family (independent Bernoulli) the flat reading IS the
+    per-position product model: its Fisher and V₂ are the sums over positions, each
+    position computed alone."""
+    torch.manual_seed(0)
+    model = _Tokens().double()
+    whole = fishsym.fisher_variances(model, IDS, "independent_bernoulli")
+    parts = [
+        fishsym.fisher_variances(model, IDS, "independent_bernoulli", output=lambda o, t=t: o[:, t])
+        for t in range(2)
+    ]
+    for name in whole.fisher:
+        for key in ("fisher", "var2"):
+            torch.testing.assert_close(
+                getattr(whole, key)[name],
+                sum(getattr(p, key)[name] for p in parts),
+                rtol=RTOL,
+                atol=1e-15,
+            )

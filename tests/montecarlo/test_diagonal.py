@@ -420,3 +420,39 @@ def test_the_model_is_untouched(unchanged):
     )
     fishsym.diagonal_fisher(model, x, "categorical", generator=_gen(14))  # the exact route
     unchanged.check(before, model)
+
+
+def test_every_branch_of_the_interval():
+    """Issue 23 E (each ``if`` of the numeric core has a test that fails if its branch is
+    wrong): the skewness-corrected interval at zero skewness is the t-interval; near zero
+    (the series branch) it is continuous with it; one round or an unresolved entry gives
+    [0, inf); a zero standard error gives the value; the lower end never goes below 0; and
+    Hall's correction moves the interval right for right-skewed rounds."""
+    from fishsym.montecarlo.diagonal import interval
+
+    mean = torch.tensor([2.0, 2.0, 2.0, 0.1, 3.0], dtype=torch.float64)
+    se = torch.tensor([0.5, 0.5, math.inf, 0.5, 0.0], dtype=torch.float64)
+    skew = torch.tensor([0.0, 1e-12, 0.0, 0.0, 0.0], dtype=torch.float64)
+    lo, hi = interval(mean, se, skew, 64, 0.95)
+    q = t_quantile(0.975, 63)
+    assert float(lo[0]) == pytest.approx(2.0 - q * 0.5, rel=1e-14)
+    assert float(hi[0]) == pytest.approx(2.0 + q * 0.5, rel=1e-14)
+    assert float(lo[1]) == pytest.approx(float(lo[0]), rel=1e-9)  # the a → 0 series
+    assert float(hi[1]) == pytest.approx(float(hi[0]), rel=1e-9)
+    assert float(lo[2]) == 0 and math.isinf(float(hi[2]))  # unresolved
+    assert float(lo[3]) == 0  # clamped: a Fisher entry is never negative
+    assert float(lo[4]) == float(hi[4]) == 3.0  # no spread, no width
+    one_lo, one_hi = interval(mean, se, skew, 1, 0.95)
+    assert bool((one_lo == 0).all()) and bool(one_hi.isinf().all())
+    # right-skewed rounds: the interval shifts right (the mean is more often too low),
+    # and at small skewness the series branch and the cube-root branch agree
+    right = torch.tensor([0.5, 4e-8, 1.6e-7], dtype=torch.float64)  # a = 5e-9, 2e-8
+    lo_s, hi_s = interval(
+        torch.full((3,), 2.0, dtype=torch.float64),
+        torch.full((3,), 0.5, dtype=torch.float64),
+        right,
+        64,
+        0.95,
+    )
+    assert float(lo_s[0]) > float(lo[0]) and float(hi_s[0]) > float(hi[0])
+    assert float(lo_s[1]) == pytest.approx(float(lo_s[2]), rel=1e-7)
