@@ -20,6 +20,9 @@ best of ``--repeats`` calls after a warm-up on two inputs):
     structured MLP path — target ≤ 3×;
 (f) the structured MLP path vs BackPACK ``DiagGGNExact`` (the summed exact Fisher alone):
     MNIST-4L, 256 digits, and a depth-8 × 128 sigmoid MLP — target ≤ 2×;
+(g) the Fisher and V₁ alone (``var2=False, bounds=False``): the ReLU CNN of (a) vs
+    ``BatchDiagGGNExact`` — target ≤ 0.5×; MNIST-4L and depth 8 vs ``DiagGGNExact`` —
+    target ≤ 1.5×;
 (f') the floor of exact V₂ on those nets: only the products that build the inter-layer
     Jacobians ``∂a_m/∂z_l = (∂a_m/∂a_{l+1}) W_{l+1}`` per input (one ``[n·u_m, u] @ [u, u_l]``
     GEMM and one scaling by ``σ'`` for every pair ``l ≤ m − 2`` of curved layers: 1 pair
@@ -55,6 +58,9 @@ ROWS = [
      "structured path"),
     ("(f) MNIST-4L structured, 256 digits", "f_structured", "f_backpack", 2.0, "DiagGGNExact"),
     ("(f) depth-8 x 128 structured, 256", "f8_structured", "f8_backpack", 2.0, "DiagGGNExact"),
+    ("(g) ReLU CNN, Fisher+V1 only, 64", "a_lean", "a_backpack", 0.5, "BatchDiagGGNExact"),
+    ("(g) MNIST-4L Fisher+V1 only, 256", "f_lean", "f_backpack", 1.5, "DiagGGNExact"),
+    ("(g) depth-8 Fisher+V1 only, 256", "f8_lean", "f8_backpack", 1.5, "DiagGGNExact"),
     ("(f') MNIST-4L: V2's Jacobians alone", "f_jacfloor", "f_backpack", None, "DiagGGNExact"),
     ("(f') depth-8: V2's Jacobians alone", "f8_jacfloor", "f8_backpack", None, "DiagGGNExact"),
 ]
@@ -146,14 +152,17 @@ def _child(spec: dict) -> dict:
         raise ValueError(case)
     y_all[: len(x)]
 
-    if rest.startswith("fishsym") or rest in ("graph", "structured"):
+    if rest.startswith("fishsym") or rest in ("graph", "structured", "lean"):
         import fishsym
 
         path = "graph" if rest == "graph" else "auto"
+        # (g): the Fisher and V₁ alone — no V₂, no bounds (what DiagGGNExact computes is
+        # the Fisher alone)
+        lean = {"var2": False, "bounds": False} if rest == "lean" else {}
 
         def run(xs=x):
             return fishsym.fisher_variances(
-                model, xs, "categorical", dtype=torch.float32, progress=False, path=path
+                model, xs, "categorical", dtype=torch.float32, progress=False, path=path, **lean
             )
 
         run(x[:2])
@@ -251,7 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cases", default="a,b,c,d,e,f", help="row letters to run")
+    parser.add_argument("--cases", default="a,b,c,d,e,f,g", help="row letters to run")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
-from torch.func import grad, jvp, vjp, vmap
+from torch.func import grad, jacrev, jvp, vjp, vmap
 
 from fishsym.common import ModelView, cast_inputs, math_attention
 from fishsym.engine.derivatives import DenseDerivatives, ParamDerivatives
@@ -121,6 +121,8 @@ class GenericModel:
     no_grad = False
     #: why the structured path did not apply (set by :func:`fishsym.engine.select`)
     fallback_reason = None
+    #: compute ``w`` (``False``: ``u`` only, by per-input Jacobians — no second-order pass)
+    second_order = True
 
     def __init__(self, view: ModelView | nn.Module, dtype: torch.dtype = torch.float64):
         if isinstance(view, nn.Module):
@@ -198,6 +200,14 @@ class GenericModel:
         basis[torch.arange(len(idx), device=theta.device), idx] = 1
         basis = basis.reshape(len(idx), *theta.shape)
         xs = cast_inputs(x, self.dtype, self.view.device)
+        if not self.second_order:
+            # u alone: one Jacobian per input (d reverse passes), no second derivative
+            with math_attention():
+                jac = vmap(jacrev(lambda t, xi: view.single({name: t}, xi)), in_dims=(None, 0))(
+                    theta, xs
+                )
+            u = jac.reshape(xs.shape[0], -1, theta.numel())[:, :, idx]
+            return DenseDerivatives(name, theta.shape, u.detach(), None, entries)
         if self.route == "forward-over-forward":
 
             def jet(xi: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
@@ -233,8 +243,10 @@ class GenericModel:
         """Entries of parameter ``name`` per vectorised call for ``n_inputs`` inputs and
         ``d`` outputs, within :data:`GENERIC_BATCH` triples and :data:`GENERIC_ELEMENTS`
         gradient elements."""
-        n = max(1, n_inputs) * (max(1, d) if self.route == "reverse-over-reverse" else 1)
         numel = self.params[name].numel()
+        if not self.second_order:
+            return numel  # one Jacobian gives every entry
+        n = max(1, n_inputs) * (max(1, d) if self.route == "reverse-over-reverse" else 1)
         return max(1, min(GENERIC_BATCH // n, GENERIC_ELEMENTS // (n * numel)))
 
     def blocks(

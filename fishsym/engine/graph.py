@@ -561,6 +561,8 @@ class GraphModel:
     no_grad = False
     #: why the structured path did not apply (set by :func:`fishsym.engine.select`)
     fallback_reason = None
+    #: compute ``w`` (``False``: ``u`` only — no curvature source, no second-order pass)
+    second_order = True
     #: the route of blocks that carry none (every block here carries its own)
     var2_route = SECOND_ORDER
 
@@ -716,7 +718,9 @@ class GraphModel:
         hess, layers = self.second_pass(x, d)
         out: list[ParamDerivatives] = []
         second = sum(
-            self.params[n].numel() for n in self.names if analysis.routes[n] == SECOND_ORDER
+            self.params[n].numel()
+            for n in self.names
+            if analysis.routes[n] == SECOND_ORDER and self.second_order
         )
         done = 0
         clock = time.perf_counter()
@@ -725,6 +729,10 @@ class GraphModel:
                 continue
             shape = self.params[name].shape
             route = analysis.routes[name]
+            if not self.second_order:
+                block = DenseDerivatives(name, shape, jac[name], None)
+                out.append(block)
+                continue
             if route == SECOND_ORDER:
                 generic = self._second()
                 k = generic.entry_chunk(len(x), name, d)
@@ -742,7 +750,7 @@ class GraphModel:
             out.append(block)
         for lay, (g, s, z) in zip(analysis.linear, layers, strict=True):
             route = analysis.routes[lay.weight]
-            s = s if route == CURVATURE_SOURCES else None
+            s = s if route == CURVATURE_SOURCES and self.second_order else None
             block = LinearDerivatives(lay.weight, self.params[lay.weight].shape, g, s, z)
             block.route = route
             out.append(block)
@@ -770,7 +778,11 @@ class GraphModel:
         analysis = self.analysis
         factorised = self._factorised()
         wanted = [
-            n for n in self.names if analysis.routes[n] == CURVATURE_SOURCES and n not in factorised
+            n
+            for n in self.names
+            if analysis.routes[n] == CURVATURE_SOURCES
+            and n not in factorised
+            and self.second_order
         ]
         linear = analysis.linear
         if not wanted and not linear:
@@ -823,7 +835,7 @@ class GraphModel:
             def add(store, key, term):
                 store[key] = term if store[key] is None else store[key] + term
 
-            for s, node in enumerate(sources):
+            for s, node in enumerate(sources if self.second_order else ()):
                 rho = g_eps[s].reshape(n_out, -1) * _second_derivative(
                     node, pre[s].detach()
                 ).reshape(1, -1)  # [d, units of s]

@@ -73,6 +73,8 @@ class StructuredMLP:
     var2_route = "structured recursion (docs/theory.md §7)"
     #: the structured path applies: nothing forced a fallback
     fallback_reason = None
+    #: compute ``w`` (``False``: the Fisher and ``V₁`` only, ``fisher_variances(var2=False)``)
+    second_order = True
 
     def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float64):
         if type(model) is not nn.Sequential:
@@ -188,7 +190,8 @@ class StructuredMLP:
         rho: list[Tensor | None] = [None] * n_layers
         for l in reversed(range(n_layers)):
             jac[l] = dh_dz if d1[l] is None else dh_dz * d1[l][:, None, :]
-            rho[l] = None if d2[l] is None else dh_dz * d2[l][:, None, :]
+            if d2[l] is not None and self.second_order:
+                rho[l] = dh_dz * d2[l][:, None, :]
             if l > 0:
                 dh_dz = layers[l].pull_back(jac[l])
 

@@ -397,6 +397,7 @@ def diagonal_fisher(
             output=output,
             bounds=False,
             distributed=distributed,
+            var2=False,  # the Fisher alone: no second derivative
         )
         result.value = {n: t.to(dtype) for n, t in res.fisher.items()}
         result.rounding = {n: exact_margin(t, dtype) for n, t in res.fisher.items()}

@@ -41,6 +41,11 @@ MAX_LABELS = 10**15
 
 def _sigma2(res, estimator: str, n_labels: float, n_inputs):
     """``{name: σ_i²}`` of the estimate of ``F̄`` (see the module docstring)."""
+    if estimator == "neg_hessian" and "var2" in getattr(res, "skipped", ()):
+        raise InvalidArgumentError(
+            "estimator 'neg_hessian': its variance V₂ was skipped (var2=False); compute with "
+            "var2=True"
+        )
     if estimator not in res.var:
         raise InvalidArgumentError(
             f"estimator {estimator!r} was not computed; pass estimators=(..., {estimator!r}) "

@@ -243,6 +243,16 @@ def _batched_moments(
 
 
 # --------------------------------------------------------------------------- accumulation
+def _quantities(bounds: bool, var2: bool) -> list[str]:
+    """The per-input quantities summed: without ``bounds`` no bound, without ``var2``
+    nothing of ``V₂``."""
+    return [
+        q
+        for q in _POWER2 + _POWER4
+        if (bounds or q not in _BOUNDS) and (var2 or not q.startswith("var2"))
+    ]
+
+
 class _Sums:
     """Running sums over inputs (or per-input values with ``per_sample``) of every
     quantity, per parameter, shaped like the parameter."""
@@ -256,10 +266,11 @@ class _Sums:
         bounds: bool,
         device: torch.device,
         extra=(),
+        var2: bool = True,
     ):
         self.names = list(shapes)
         self.per_sample = per_sample
-        self.quantities = [q for q in _POWER2 + _POWER4 if bounds or q not in _BOUNDS]
+        self.quantities = _quantities(bounds, var2)
         self.quantities += [q for q in extra if q not in self.quantities]
         lead = (n_inputs,) if per_sample else ()
         self.data = {
@@ -387,11 +398,12 @@ def fisher_variances(
     progress: bool | None = None,
     output=None,
     max_memory: float | None = None,
-    estimators=("squared_score", "neg_hessian"),
+    estimators=None,
     labels=None,
     max_inputs: int | None = None,
     distributed: bool | None = None,
     tight_paper_bounds: bool = False,
+    var2: bool = True,
 ) -> FisherVariances:
     """Exact conditional Fisher diagonal and single-label estimator variances of every
     parameter, averaged over ``inputs`` (docs/theory.md §2, §3, §5, §7).
@@ -441,7 +453,9 @@ def fisher_variances(
         (docs/theory.md §9): any of ``"squared_score"``, ``"neg_hessian"``,
         ``"hutchinson"``, ``"hutchinson_batch"``, ``"batched_score"``,
         ``"merging_recipe"``, and with ``labels`` the data-label estimators
-        ``"empirical"`` and ``"batched_score_data"``. ``var1``/``var2`` are always there.
+        ``"empirical"`` and ``"batched_score_data"``. ``var1``/``var2`` are always there
+        (``var2`` unless ``var2=False``). Default: ``("squared_score", "neg_hessian")``,
+        without ``"neg_hessian"`` when ``var2=False``.
     labels:
         Data labels, one per input (``[n_inputs, *obs_shape]``), for the data-label
         estimators and in-memory ``inputs`` (a stream brings its own).
@@ -457,6 +471,13 @@ def fisher_variances(
         own inputs and gets the result over all ranks' inputs (sums and counts are
         all-reduced; :mod:`fishsym.common.distributed`). ``None``: whenever a group with
         more than one rank is initialised; ``False``: this rank's inputs only.
+    var2:
+        ``False`` skips ``V₂`` and everything built on it (``w_i = ∂²h/∂θ_i²``: the
+        structured recursion, curvature sources and second-order passes — on MNIST-4L
+        half the work; on a transformer hours of per-entry passes): ``res.var2`` is
+        ``None``, ``res.skipped`` names it, the ``"neg_hessian"`` bounds and estimator are
+        absent, and the summary says "skipped". The Fisher, ``V₁`` and every other
+        estimator are unchanged.
     max_memory:
         Bytes the result may take (default: half of this machine's memory); a
         ``per_sample`` request over it is refused before anything is allocated. When
@@ -487,7 +508,16 @@ def fisher_variances(
     ):
         if not isinstance(value, bool):
             raise ArgumentTypeError(f"{flag} must be True or False; got {value!r}")
+    if not isinstance(var2, bool):
+        raise ArgumentTypeError(f"var2 must be True or False; got {var2!r}")
+    if estimators is None:
+        estimators = ("squared_score", "neg_hessian") if var2 else ("squared_score",)
     estimators = _check_estimators(estimators)
+    if not var2 and "neg_hessian" in estimators:
+        raise InvalidArgumentError(
+            'estimator "neg_hessian" is the negative Hessian, whose variance is V₂: it needs '
+            "var2=True (var2=False skips every second derivative)"
+        )
     extra = sorted({q for e in estimators for q in _est.EXTRA_QUANTITIES.get(e, ())})
     source = DataSource(inputs, max_inputs=max_inputs, labels=labels)
     reduce_ranks = use_distributed(distributed)
@@ -499,6 +529,7 @@ def fisher_variances(
     first_x = cast_inputs(first_x, dtype, view.device)
     out_dim = view.probe(first_x)
     eng = _engine.select(view, path)
+    eng.second_order = var2
     if view.frozen:
         warnings.warn(
             f"skipping {len(view.frozen)} parameter(s) with requires_grad=False: "
@@ -522,6 +553,7 @@ def fisher_variances(
         # MLP's [n, features]: the graph path handles it
         eng = _engine.GraphModel(view)
         eng.fallback_reason = str(err)
+        eng.second_order = var2
         eng.prepare(first_x)
     # working memory of the engine: the user's max_memory when given
     work = MEMORY_BUDGET if max_memory is None else memory_budget(max_memory, view.device)
@@ -530,7 +562,7 @@ def fisher_variances(
 
     names = eng.param_names()
     shapes = {name: view.params[name].shape for name in names}
-    n_quantities = len(_POWER2 + _POWER4) if bounds else len(_POWER2 + _POWER4) - len(_BOUNDS)
+    n_quantities = len(_quantities(bounds, var2))
     n_entries = sum(s.numel() for s in shapes.values())
     itemsize = torch.finfo(dtype).bits // 8
     budget = memory_budget(max_memory, view.device)
@@ -548,7 +580,9 @@ def fisher_variances(
         )
 
     check_rows(known or first_x.shape[0])
-    sums = _Sums(shapes, known or first_x.shape[0], dtype, per_sample, bounds, view.device, extra)
+    sums = _Sums(
+        shapes, known or first_x.shape[0], dtype, per_sample, bounds, view.device, extra, var2
+    )
     methods: dict[str, set[str]] = {}
     routes: dict[str, set[str]] = {}
 
@@ -630,8 +664,13 @@ def fisher_variances(
         eng.path,
         dtype,
         estimators,
+        var2,
     )
-    res.var2_routes.update({name: " + ".join(sorted(routes[name])) for name in names})
+    if var2:
+        res.var2_routes.update({name: " + ".join(sorted(routes[name])) for name in names})
+    else:
+        res.var2_routes.update(dict.fromkeys(names, SKIPPED_ROUTE))
+        res.skipped = ("var2",)
     res.cost = {e: _est.cost(e, n_inputs, out_dim) for e in estimators}
     return res
 
@@ -663,8 +702,13 @@ def _route(eng, pd: ParamDerivatives) -> str:
     return "structural zero" if pd.hess_diag is None else eng.var2_route
 
 
+#: the route reported for every parameter when ``var2=False``
+SKIPPED_ROUTE = "skipped (var2=False)"
+
+
 def _finish(
-    sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, path, dtype, estimators
+    sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, path, dtype, estimators,
+    var2=True,
 ):
     data = sums.data
     per_input = {q: {name: data[name][q] for name in names} for q in sums.quantities}
@@ -693,13 +737,13 @@ def _finish(
     if bounds:
         # the bounds are sums (or means) of non-negative terms: round them outward
         eps = torch.finfo(dtype).eps
-        for q in _BOUNDS:
+        for q in (b for b in _BOUNDS if b in sums.quantities):
             sign = 1 if q.endswith("upper") else -1
             for name in names:
                 means[q][name].mul_(1 + sign * (SUM_ULPS + n_inputs) * eps)
                 if per_sample:  # per-input values: no sum, only the z⁴ roundings
                     per_input[q][name].mul_(1 + sign * SUM_ULPS * eps)
-    for q in ("fisher", "var1", "var2", *(_BOUNDS if bounds else ())):
+    for q in (q for q in ("fisher", "var1", "var2", *_BOUNDS) if q in sums.quantities):
         for name in names:
             t = reported[q][name]
             if not _all_finite(t):
@@ -711,30 +755,35 @@ def _finish(
     if bounds:
         result_bounds = {
             "squared_score": {"lower": reported["var1_lower"], "upper": reported["var1_upper"]},
-            "neg_hessian": {"lower": reported["var2_lower"], "upper": reported["var2_upper"]},
         }
+        if var2:
+            result_bounds["neg_hessian"] = {
+                "lower": reported["var2_lower"],
+                "upper": reported["var2_upper"],
+            }
 
         def how(key):
             return " + ".join(sorted(methods.get(key, {"unspecified"})))
 
         bounds_method = {
             "squared_score": {"lower": how("mu4_min_lower"), "upper": how("mu4_max_upper")},
-            "neg_hessian": {"lower": how("fisher_min"), "upper": how("fisher_max")},
         }
         paper_bounds = {
             "fisher": {"lower": reported["fisher_lower"], "upper": reported["fisher_upper"]},
             "squared_score": {"lower": reported["pvar1_lower"], "upper": reported["pvar1_upper"]},
-            "neg_hessian": result_bounds["neg_hessian"],
         }
         paper_method = {
             "fisher": {"lower": how("fisher_min"), "upper": how("fisher_max")},
             "squared_score": {"lower": how("m_min_lower"), "upper": how("m_max_upper")},
-            "neg_hessian": bounds_method["neg_hessian"],
         }
+        if var2:
+            bounds_method["neg_hessian"] = {"lower": how("fisher_min"), "upper": how("fisher_max")}
+            paper_bounds["neg_hessian"] = result_bounds["neg_hessian"]
+            paper_method["neg_hessian"] = bounds_method["neg_hessian"]
     res = FisherVariances(
         fisher=reported["fisher"],
         var1=reported["var1"],
-        var2=reported["var2"],
+        var2=reported["var2"] if var2 else None,
         bounds=result_bounds,
         bounds_method=bounds_method,
         var_fisher_over_inputs=var_x,
@@ -743,12 +792,16 @@ def _finish(
         n_inputs=n_inputs,
         path=path,
         groups=_groups(names),
-        means={q: means[q] for q in ("fisher", "var1", "var2")},
+        means={q: means[q] for q in ("fisher", "var1", "var2") if q in means},
         mean_bounds=None
         if not bounds
         else {
             "squared_score": {"lower": means["var1_lower"], "upper": means["var1_upper"]},
-            "neg_hessian": {"lower": means["var2_lower"], "upper": means["var2_upper"]},
+            **(
+                {"neg_hessian": {"lower": means["var2_lower"], "upper": means["var2_upper"]}}
+                if var2
+                else {}
+            ),
         },
     )
     res.mean, res.var, res.bias = tables["mean"], tables["var"], tables["bias"]

@@ -115,6 +115,14 @@ class FisherVariances:
     #: rounded outward; ``bounds`` keeps our ``‖u‖⁴λ(μ₄) − I²`` form ("exact_fisher")
     paper_bounds: dict | None = None
     paper_bounds_method: dict | None = None
+    #: what was not computed on request (``("var2",)`` with ``var2=False``: ``var2`` is
+    #: ``None`` and nothing of the negative-Hessian estimator is present)
+    skipped: tuple = ()
+
+    @property
+    def _estimators(self) -> tuple[str, ...]:
+        """The single-label estimators this result has variances of."""
+        return tuple(e for e in ESTIMATORS if getattr(self, _VAR_KEY[e]) is not None)
 
     def compare_estimators(self, rel_error: float = 0.1, prob: float = 0.95):
         """Per layer, each requested estimator's relative bias and standard deviation (one
@@ -286,6 +294,7 @@ class FisherVariances:
         Returns a dict name → tensor shaped like the parameter.
         """
         key = _VAR_KEY[_check_estimator(estimator)]
+        self._require(estimator)
         n_y = _check_count(n_labels, "n_labels")
         n_x = _check_count(n_inputs, "n_inputs")
         return {
@@ -315,8 +324,17 @@ class FisherVariances:
                 name: chebyshev_labels(v, self.fisher[name], rel_error, prob)
                 for name, v in getattr(self, _VAR_KEY[est]).items()
             }
-            for est in ESTIMATORS
+            for est in self._estimators
         }
+
+    def _require(self, estimator: str) -> None:
+        if estimator not in self._estimators:
+            from fishsym.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(
+                f"estimator {estimator!r}: its variance was skipped (var2=False); compute "
+                "with var2=True"
+            )
 
     # ------------------------------------------------------------------ summary
     def summary(self, rel_error: float = 0.1, prob: float = 0.95) -> Summary:
@@ -361,7 +379,7 @@ class FisherVariances:
             "fisher": fisher,
         }
         variances = {}
-        for est in ESTIMATORS:
+        for est in self._estimators:
             v = total(self.means[_VAR_KEY[est]])
             variances[est] = v
             rec[f"std_{est}"] = math.sqrt(max(v, 0.0))
@@ -369,11 +387,16 @@ class FisherVariances:
                 lo = total(self.mean_bounds[est]["lower"])
                 hi = total(self.mean_bounds[est]["upper"])
                 rec[f"std_{est}_bounds"] = (math.sqrt(max(lo, 0.0)), math.sqrt(max(hi, 0.0)))
-        v1, v2 = variances["squared_score"], variances["neg_hessian"]
-        rec["lower_variance"] = (
-            "equal" if v1 == v2 else ("squared_score" if v1 < v2 else "neg_hessian")
-        )
-        for est in ESTIMATORS:
+        if "neg_hessian" in variances:
+            v1, v2 = variances["squared_score"], variances["neg_hessian"]
+            rec["lower_variance"] = (
+                "equal" if v1 == v2 else ("squared_score" if v1 < v2 else "neg_hessian")
+            )
+        else:  # V₂ skipped (var2=False)
+            rec["std_neg_hessian"] = None
+            rec["labels_neg_hessian"] = None
+            rec["lower_variance"] = None
+        for est in self._estimators:
             v = variances[est]
             if v == 0:
                 rec[f"labels_{est}"] = 1.0
@@ -436,14 +459,15 @@ class Summary(list):
             row = [name, str(r["n_params"]), _g(r["fisher"]), _g(r["std_squared_score"])]
             if has_bounds:
                 row.append(_interval(r.get("std_squared_score_bounds")))
-            row.append(_g(r["std_neg_hessian"]))
+            skipped = r["std_neg_hessian"] is None  # var2=False
+            row.append("skipped" if skipped else _g(r["std_neg_hessian"]))
             if has_bounds:
-                row.append(_interval(r.get("std_neg_hessian_bounds")))
-            short = {"squared_score": "Î₁", "neg_hessian": "Î₂", "equal": "="}
+                row.append("skipped" if skipped else _interval(r.get("std_neg_hessian_bounds")))
+            short = {"squared_score": "Î₁", "neg_hessian": "Î₂", "equal": "=", None: "—"}
             row += [
                 short[r["lower_variance"]],
                 _count(r["labels_squared_score"]),
-                _count(r["labels_neg_hessian"]),
+                "skipped" if skipped else _count(r["labels_neg_hessian"]),
             ]
             body.append(row)
         widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]

@@ -89,6 +89,7 @@ def save(res, path) -> Path:
         "params": list(res.fisher),
         "shapes": {n: list(t.shape[1 if res.per_sample else 0 :]) for n, t in res.fisher.items()},
         "family_signature": family_signature(res.kernel),
+        "skipped": list(res.skipped),
     }
     torch.save(
         {"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "tensors": tensors}, path
@@ -298,6 +299,14 @@ def load(path, family=None):
     res.var = nested("var", 2) or {}
     res.bias = nested("bias", 2) or {}
     res.cost = meta["cost"]
+    skipped = meta.get("skipped", [])
+    if not isinstance(skipped, list) or not set(skipped) <= {"var2"}:
+        raise _bad(
+            path, f"metadata 'skipped' must be a list of skipped quantities; got {skipped!r:.80}"
+        )
+    res.skipped = tuple(skipped)
+    if "var2" not in res.skipped and res.var2 is None:
+        raise _bad(path, "V₂ is missing although the file does not say it was skipped")
     return res
 
 
