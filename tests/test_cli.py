@@ -143,3 +143,15 @@ def test_every_bad_argument_is_one_line_and_status_2(tmp_path):
         lines = [line for line in text.splitlines() if line.strip()]
         assert len(lines) == 1 and words in lines[0], (what, text)
     assert not marker.exists()
+
+
+def test_report_without_v2(tmp_path, capsys):
+    """--no-var2: the report of the Fisher and V₁ alone, V₂ said to be skipped."""
+    out = tmp_path / "lean"
+    spec = f"{__name__}:_small_mlp"
+    argv = ["report", "--model", spec, "--n-inputs", "8", "--no-var2", "--out", str(out)]
+    assert main(argv) == 0
+    text = (out / "report.md").read_text()
+    assert "V₂ was skipped" in text and "skipped" in text
+    res = fishsym.load(out / "result.pt")
+    assert res.var2 is None and res.skipped == ("var2",)
