@@ -130,6 +130,13 @@ def test_outward_rounding_is_what_keeps_tight_bounds_valid(family, d, monkeypatc
         return count
 
     assert violations() == 0
+    # tight: both bounds within a few ulps of the value — a zero lower bound (the branch
+    # for λ_min(μ₄) ≤ 0 taken where it does not hold) would fail here
+    res = fishsym.fisher_variances(model, x, family)
+    for name, v in res.var1.items():
+        for side in ("lower", "upper"):
+            b = res.bounds["squared_score"][side][name]
+            assert bool(((b - v).abs() <= 1e-12 * v.abs()).all()), (name, side)
     monkeypatch.setattr(compute, "BOUND_ULPS", -d)
     monkeypatch.setattr(compute, "SUM_ULPS", -x.shape[0])
     assert violations() > 0
