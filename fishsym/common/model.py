@@ -115,6 +115,14 @@ def _spectral_norm_training(module: nn.Module) -> bool:
 # --------------------------------------------------------------------------- hooks
 #: the per-module hook tables that run on a forward pass (and the kwargs flags beside them)
 FORWARD_HOOKS = ("_forward_pre_hooks", "_forward_hooks")
+#: every table of a module that holds forward hooks or their flags (what
+#: :func:`_clear_hooks` empties for ``FORWARD_HOOKS``)
+FORWARD_HOOK_TABLES = (
+    *FORWARD_HOOKS,
+    "_forward_pre_hooks_with_kwargs",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+)
 #: hook tables that never change ``h`` (backward hooks act on gradients, not on the
 #: function ``h(θ)`` whose derivatives fishsym takes): always left out of the copy
 OTHER_HOOKS = ("_backward_hooks", "_backward_pre_hooks")
@@ -588,17 +596,12 @@ class ModelView:
         on the intermediate tensors of fishsym's transforms. Hooks that do are part of the
         model: they stay (every engine but the structured path evaluates them; the
         structured path is refused) and run on each internal evaluation."""
-        stash = {
-            (id(m), table): dict(getattr(m, table))
+        stash = [
+            (m, table, dict(getattr(m, table)))
             for m in self.module.modules()
-            for table in (
-                *FORWARD_HOOKS,
-                "_forward_hooks_with_kwargs",
-                "_forward_pre_hooks_with_kwargs",
-                "_forward_hooks_always_called",
-            )
+            for table in FORWARD_HOOK_TABLES
             if hasattr(m, table)
-        }
+        ]
         _clear_hooks(self.module, FORWARD_HOOKS)
         try:
             with torch.no_grad():
@@ -620,15 +623,8 @@ class ModelView:
                 stacklevel=4,
             )
             return
-        for m in self.module.modules():
-            for table in (
-                *FORWARD_HOOKS,
-                "_forward_hooks_with_kwargs",
-                "_forward_pre_hooks_with_kwargs",
-                "_forward_hooks_always_called",
-            ):
-                if (id(m), table) in stash:
-                    getattr(m, table).update(stash[(id(m), table)])
+        for m, table, saved in stash:
+            getattr(m, table).update(saved)
         self.hooks_change_output = True
 
     # ------------------------------------------------------------------ checks
