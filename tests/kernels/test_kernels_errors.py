@@ -170,3 +170,18 @@ def test_get_errors():
         kernels.get("poisson").support_labels()
     assert kernels.get("categorical", C=4) is kernels.get("categorical", C=4)
     assert kernels.get("poisson") is kernels.get(families.get("poisson"))
+
+
+@pytest.mark.parametrize(
+    "name,sizes,label",
+    [("bernoulli", {}, 0.5), ("binomial", {"n": 3}, 2.5), ("independent_bernoulli", {"d": 2}, [1.0, 0.25])],
+)
+def test_logit_families_check_float_labels_are_integers(name, sizes, label):
+    """Float labels are accepted when they hold integers (1.0) and refused by name when
+    they do not (0.5): a mutation that skipped the integrality check went unnoticed."""
+    k = kernels.get(name, **sizes)
+    h = torch.zeros(k.d, dtype=torch.float64)
+    y = torch.tensor(label, dtype=torch.float64)
+    with pytest.raises(DomainError, match="support"):
+        k.log_prob(y, h)
+    k.log_prob(torch.round(y), h)  # integral floats are fine

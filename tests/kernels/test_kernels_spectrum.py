@@ -201,3 +201,34 @@ def test_spectrum_local_must_be_bool(kt):
     for bad in (0, 1, None, "no"):
         with pytest.raises(TypeError, match="local must be True"):
             k.spectrum(h, local=bad)
+
+
+#: families whose certified values are tight in every direction (an isotropic I and μ₄):
+#: the bounds then meet the forms on float-normalised unit vectors, whose norm is 1 only to
+#: an ulp, and only the outward rounding keeps them on the right side
+TIGHT = [
+    ("gaussian", {"d": 3, "sigma2": 2}, None),
+    ("gaussian", {}, None),
+    ("independent_bernoulli", {"d": 4}, 0.0),  # p = ½ everywhere: I = Id/4
+]
+
+
+@pytest.mark.parametrize("family_name,sizes,at", TIGHT, ids=[f"{n}{s or ''}" for n, s, _ in TIGHT])
+def test_outward_rounding_keeps_tight_spectra_valid(family_name, sizes, at, kt):
+    """Issue 23 E: with the outward rounding of :func:`round_outward` removed, ``vᵀIv``
+    and ``μ₄[v⁴]`` land above ``fisher_max``/``mu4_max_upper`` (or below the lower values)
+    by an ulp on some unit vectors. No slack here: the bounds must hold as computed."""
+    k = kernels.get(family_name, **sizes)
+    fam = families.get(family_name, **sizes)
+    h = kt.random_h(fam, kt.rng(3), 4) if at is None else torch.full((4, k.d), at, dtype=torch.float64)
+    s = k.spectrum(h)
+    V = _random_unit(k.d, N_RANDOM, seed=11).T
+    quadratic, quartic = k.quadratic(h, V), k.quartic(h, V)
+    assert bool((quadratic <= s.fisher_max[:, None]).all())
+    assert bool((quadratic >= s.fisher_min[:, None]).all())
+    assert bool((quartic <= s.mu4_max_upper[:, None]).all())
+    assert bool((quartic >= s.mu4_min_lower[:, None]).all())
+    # and the rounding is an ulp-sized move, not a loose bound
+    assert bool((s.fisher_max <= quadratic.amax(-1) * (1 + 1e-13)).all())
+    if family_name == "gaussian":  # μ₄ = 3σ⁴‖v‖⁴ is isotropic too
+        assert bool((s.mu4_max_upper <= quartic.amax(-1) * (1 + 1e-13)).all())

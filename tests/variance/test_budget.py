@@ -191,3 +191,31 @@ def test_error_statements_equal_hand_computed_values(method, prob):
                 target
             ]  # noqa: E731
             assert err(n) <= goal < err(n - 1) if n > 1 else err(n) <= goal
+
+
+def test_the_tables_users_read_print_the_numbers():
+    """The printed tables: relative errors as percentages to 3 digits, ``∞`` where the
+    layer's Fisher is zero, ``-`` where no quantile exists; draws as integers, ``never``
+    for a biased estimator that cannot reach the target (both formatters were mutated
+    unnoticed before)."""
+    from fishsym.variance.budget import ErrorReport
+    from fishsym.variance.estimators import EstimatorComparison
+
+    report = ErrorReport(
+        [
+            {"group": "a", "estimator": "squared_score", "n_params": 3,
+             "norm": 0.12345, "median": math.inf, "q90": math.nan},
+        ],
+        header="h",
+    )  # fmt: skip
+    row = report.table().splitlines()[-1].split()
+    assert row[3:] == ["12.3%", "∞", "-"]
+    comparison = EstimatorComparison(
+        [
+            {"group": "a", "estimator": "squared_score", "rel_bias": 0.0, "rel_std": 0.5,
+             "cost": 4, "draws": 12345.0, "passes": math.inf, "best": True},
+        ],
+        rel_error=0.1, prob=0.95, n_inputs=4,
+    )  # fmt: skip
+    row = comparison.table().splitlines()[-1].split()
+    assert "12,345" in row and "never" in row
