@@ -294,7 +294,9 @@ def _private_copy(model: nn.Module) -> nn.Module:
 class LinearHead:
     """A final ``nn.Linear`` whose output is ``h`` itself: ``h = W z + b`` with ``z`` the
     layer input (:meth:`ModelView.linear_head`). For its entries ``u = e_a z_b`` (bias:
-    ``e_a``), so ``I(W[a, b]|x) = I(h)_aa z_b²`` in closed form (docs/theory.md §7).
+    ``e_a``), so ``I(W[a, b]|x) = I(h)_aa z_b²`` in closed form (docs/theory.md §7). Applied
+    at every position of an output with factor axes (tokens, §11), ``h_t = W z_t + b``, it
+    gives ``I(W[a, b]|x) = Σ_t I(h_t)_aa z_{t,b}²``.
 
     Attributes
     ----------
@@ -303,9 +305,13 @@ class LinearHead:
     weight, bias:
         The trainable parameter names (``None`` for a frozen or absent one).
     h:
-        ``[n, d]``, the outputs of the inputs checked.
+        ``[n, T·d]``, the outputs of the inputs checked (flattened over factor axes).
     z:
-        ``[n, in]``, the head's input for each input.
+        ``[n, in]``, the head's input for each input, or ``[n, T, in]`` at each of the
+        ``T`` positions of an output ``[n, *factors, d]``.
+    mask:
+        ``[n, T]``, 1 where a position counts and 0 where it is padding (``None``: every
+        position counts).
     """
 
     module: str
@@ -313,6 +319,7 @@ class LinearHead:
     bias: str | None
     h: Tensor
     z: Tensor
+    mask: Tensor | None = None
 
     @property
     def names(self) -> list[str]:
@@ -342,6 +349,10 @@ class ModelView:
         ``lambda out: out[0]``); its result must be the natural parameter tensor.
     device:
         Where to compute (default: the device of the model's first parameter).
+    mask_layout:
+        Inputs packed with a padding mask (:func:`fishsym.common.mask.pack_mask`): each
+        batch is split into inputs and mask, and the masked positions of the output are
+        absent factors (docs/theory.md §11).
 
     Attributes
     ----------
@@ -362,6 +373,7 @@ class ModelView:
         dtype: torch.dtype = torch.float64,
         output: Callable | None = None,
         device=None,
+        mask_layout=None,
     ):
         if not isinstance(model, nn.Module):
             raise ArgumentTypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -375,6 +387,7 @@ class ModelView:
         self.model = model
         self.dtype = dtype
         self.output = output
+        self.mask_layout = mask_layout
         first = next(iter(model.parameters()), None)
         self.device = (
             torch.device(device)
@@ -432,12 +445,26 @@ class ModelView:
         self.hooks_change_output: bool | None = None if self.hooks else False
 
     # ------------------------------------------------------------------ evaluation
-    def raw(self, params: Mapping[str, Tensor] | None, x: Tensor):
+    def raw(self, params: Mapping[str, Tensor] | None, x: Tensor, apply_mask: bool = True):
         """The (selected) output of the copy for a batch ``x``, with ``params`` replacing
-        some trainable parameters."""
+        some trainable parameters (and the masked positions detached, unless
+        ``apply_mask`` is false)."""
         tensors = {**self.constants, **self.params, **(params or {})}
+        mask = None
+        if self.mask_layout is not None:
+            x, mask = self.mask_layout.split(x)
         out = functional_call(self.module, tensors, (x,))
-        return self.output(out) if self.output is not None else out
+        out = self.output(out) if self.output is not None else out
+        if mask is not None and apply_mask and isinstance(out, Tensor):
+            out = self.mask_layout.apply(out, mask)
+        return out
+
+    def split_mask(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The inputs and the padding mask ``[n, *factors]`` (``None`` without a mask) of a
+        batch."""
+        if self.mask_layout is None:
+            return x, None
+        return self.mask_layout.split(x)
 
     def __call__(self, params: Mapping[str, Tensor] | None, x: Tensor) -> Tensor:
         """``h`` ``[n, d]`` for a batch (:meth:`batch`)."""
@@ -493,7 +520,8 @@ class ModelView:
         ``h`` and ``z`` for every input of ``x``; ``None`` otherwise.
 
         Proved, not assumed: the model's (selected) output tensor *is* the output of one
-        ``nn.Linear`` of the private copy, a 2-D ``[n, d]`` tensor; that module ran once per
+        ``nn.Linear`` of the private copy, ``[n, d]`` or, applied at every position of an
+        output with factor axes, ``[n, *factors, d]`` (§11); that module ran once per
         forward pass; none of its trainable parameters is shared with another module;
         and a forward-mode derivative along a random direction ``(V, β)`` of its
         parameters equals ``V z + β`` on **every** input of ``x`` — which fails if the
@@ -509,11 +537,12 @@ class ModelView:
         handles = [m.register_forward_hook(record) for _, m in linears]
         try:
             with torch.no_grad(), math_attention():
-                raw = self.raw(None, x)
+                raw = self.raw(None, x, apply_mask=False)
         finally:
             for handle in handles:
                 handle.remove()
-        if not isinstance(raw, Tensor) or raw.dim() != 2:
+        mask = self.split_mask(x)[1]
+        if not isinstance(raw, Tensor) or raw.dim() < 2:
             return None
         found = [
             (name, module)
@@ -524,8 +553,10 @@ class ModelView:
             return None
         name, module = found[0]
         z = calls[id(module)][0][0]
-        if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[0] != raw.shape[0]:
+        if not isinstance(z, Tensor) or z.shape[:-1] != raw.shape[:-1]:
             return None
+        n = raw.shape[0]
+        z = z.reshape(n, -1, z.shape[-1]) if raw.dim() > 2 else z
         prefix = f"{name}." if name else ""
         aliases = {a for names in self.shared.values() for a in names}
         names = {}
@@ -541,14 +572,20 @@ class ModelView:
             return None
         # on every input the head is used for: the weight may enter h another way, or an
         # in-place cap may clip the logits, for some inputs only
+        if mask is not None:
+            mask = mask.reshape(n, -1).to(z.dtype)  # [n, T]: 0 at an absent position
+            if z.dim() != 3 or mask.shape[1] != z.shape[1]:
+                return None
         for start in range(0, x.shape[0], HEAD_CHECK_CHUNK):
             rows = slice(start, start + HEAD_CHECK_CHUNK)
-            if not self._head_is_affine(x[rows], names, z[rows]):
+            weight = None if mask is None else mask[rows]
+            if not self._head_is_affine(x[rows], names, z[rows], weight):
                 return None
-        return LinearHead(name, names["weight"], names["bias"], raw, z)
+        return LinearHead(name, names["weight"], names["bias"], raw.reshape(n, -1), z, mask)
 
-    def _head_is_affine(self, x: Tensor, names: dict, z: Tensor) -> bool:
-        """``∂h[(V, β)] = V z + β`` along one random direction (forward mode)."""
+    def _head_is_affine(self, x: Tensor, names: dict, z: Tensor, mask=None) -> bool:
+        """``∂h[(V, β)] = V z + β`` along one random direction (forward mode), at every
+        position when ``z`` is ``[n, T, in]``."""
         from torch.func import jvp
 
         gen = torch.Generator(device=self.device).manual_seed(0)
@@ -562,6 +599,7 @@ class ModelView:
                 _, dh = jvp(lambda ps: self.batch(ps, x), (wanted,), (tangents,))
         except (RuntimeError, NotImplementedError, TypeError):
             return False  # no forward-mode rule somewhere: not proved
+        dh = dh.reshape(*z.shape[:-1], -1)  # [n, (T,) d]
         expected = torch.zeros_like(dh)
         size = torch.zeros_like(dh)
         if names["weight"] is not None:
@@ -572,6 +610,8 @@ class ModelView:
             beta = tangents[names["bias"]]
             expected = expected + beta
             size = size + beta.abs()
+        if mask is not None:  # an absent position has no derivative
+            expected = expected * mask[..., None]
         tol = HEAD_CHECK_ULPS * torch.finfo(dh.dtype).eps * (size + size.max() * 1e-3)
         return bool(((dh - expected).abs() <= tol).all())
 
@@ -582,7 +622,13 @@ class ModelView:
             return self
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ModelWarning)  # said once, by this view
-            other = ModelView(self.model, dtype, output=self.output, device=self.device)
+            other = ModelView(
+                self.model,
+                dtype,
+                output=self.output,
+                device=self.device,
+                mask_layout=self.mask_layout,
+            )
         if self.hooks_change_output is False:
             _clear_hooks(other.module, FORWARD_HOOKS)
         other.hooks_change_output = self.hooks_change_output

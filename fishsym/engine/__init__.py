@@ -76,6 +76,8 @@ def select(
     try:
         if view.output is not None:
             raise UnsupportedModelError("an output selector is given")
+        if view.mask_layout is not None:
+            raise UnsupportedModelError("a padding mask is given (an output with factor axes)")
         if view.hooks_change_output is not False:
             raise UnsupportedModelError(
                 f"forward hooks change the model's output ({'; '.join(view.hooks)}); the "

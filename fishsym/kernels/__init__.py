@@ -41,6 +41,7 @@ from fishsym.kernels.categorical import (
 )
 from fishsym.kernels.gaussian import GaussianKernel
 from fishsym.kernels.generic import GenericKernel
+from fishsym.kernels.product import ProductKernel
 from fishsym.kernels.numeric import (
     NumericFamily,
     declare,
@@ -138,18 +139,73 @@ def for_output(family, out_dim: int, out_shape=None) -> FamilyKernel:
     """The kernel of ``family`` for a network with ``out_dim`` outputs — the one family
     resolver of every numeric entry point.
 
-    ``family`` is a registered name (its size argument is inferred from ``out_dim`` as
-    the registry declares: ``output_size`` ``"C"`` or ``"d"`` takes ``out_dim``,
-    ``"C_minus_1"`` takes ``out_dim + 1``, ``None`` means a fixed size), an
+    ``family`` is a registered name (its size argument is inferred from the outputs as
+    the registry declares: ``output_size`` ``"C"`` or ``"d"`` takes the number of outputs,
+    ``"C_minus_1"`` that number plus one, ``None`` means a fixed size), an
     :class:`~fishsym.symbolic.ExponentialFamily`, or a kernel (used as it is).
+
+    **Factor axes (docs/theory.md §11).** With the model's ``out_shape`` (the output
+    without its batch axis) ``[*factors, d]``, the family acts on the last axis and every
+    other axis is an independent factor (tokens, pixels): the kernel is the
+    :class:`~fishsym.kernels.product.ProductKernel` of ``Π factors`` copies of the family
+    of ``d`` outputs — never one distribution over all ``out_dim`` outputs (for a
+    categorical that would be one label among ``out_dim`` classes, a different model). A
+    coordinate-wise family (:func:`is_coordinatewise`) is the same model either way and is
+    kept as one kernel over all outputs.
 
     Raises :class:`~fishsym.errors.UnknownFamilyError` for an unknown name,
     :class:`~fishsym.errors.ArgumentTypeError` for an argument of another type, and
-    :class:`~fishsym.errors.ShapeError` when ``out_dim`` does not fit the family (with
-    a hint at the family that would, e.g. ``"bernoulli"`` with 6 outputs). With the
-    model's ``out_shape`` (the output without its batch axis) an output with factor axes
-    is refused unless the family is coordinate-wise (:func:`check_factor_axes`).
+    :class:`~fishsym.errors.ShapeError` when the outputs do not fit the family (with a
+    hint at the family that would, e.g. ``"bernoulli"`` with 6 outputs) or when the factor
+    axes are ambiguous (a kernel over all outputs of a factored output, not coordinate-wise).
     """
+    from fishsym.errors import ShapeError
+    from fishsym.kernels.product import ProductKernel
+
+    out_shape = None if out_shape is None else tuple(int(s) for s in out_shape)
+    factors = out_shape[:-1] if out_shape is not None and len(out_shape) > 1 else ()
+    if math.prod(factors) <= 1:
+        return _kernel_for(family, out_dim)
+    if isinstance(family, ProductKernel):
+        if family.factor_shape != factors or family.base.d != out_shape[-1]:
+            raise ShapeError(
+                f"the model's output has shape [n, {', '.join(map(str, out_shape))}] "
+                f"(factors {list(factors)}, d = {out_shape[-1]}) but the product kernel has "
+                f"factors {list(family.factor_shape)} and d = {family.base.d} per factor"
+            )
+        return family
+    if _is_kernel(family):
+        if family.d == out_dim:
+            if is_coordinatewise(family):
+                return family  # the same model as the product of its coordinates
+            raise ShapeError(
+                f"ambiguous factor axes: the model's output has shape "
+                f"[n, {', '.join(map(str, out_shape))}], read as {math.prod(factors)} "
+                f"independent factors of axes {list(factors)} with the family on the last "
+                f"axis (d = {out_shape[-1]}), but the kernel {family.name!r} has d = "
+                f"{family.d}, one distribution over all {out_dim} outputs (for a "
+                f"categorical: one label among {out_dim} classes, docs/theory.md §11). Pass "
+                f"the kernel of one factor (d = {out_shape[-1]}), or, if one distribution "
+                f"over all outputs is meant, flatten the output: "
+                f"output=lambda out: out.flatten(1)"
+            )
+        return ProductKernel(_kernel_for(family, out_shape[-1]), factors)
+    per_factor = _kernel_for(family, out_shape[-1])
+    if is_coordinatewise(per_factor):
+        whole = _kernel_for(family, out_dim) if isinstance(family, str) else None
+        if whole is not None and whole.d == out_dim:
+            return whole
+    return ProductKernel(per_factor, factors)
+
+
+def _is_kernel(family) -> bool:
+    return isinstance(family, FamilyKernel) or all(
+        hasattr(family, attr) for attr in ("log_prob", "d", "check_h")
+    )
+
+
+def _kernel_for(family, out_dim: int) -> FamilyKernel:
+    """The kernel of ``family`` for ``out_dim`` natural parameters (no factor axes)."""
     from fishsym.errors import ArgumentTypeError, ShapeError
 
     if isinstance(family, str):
@@ -166,9 +222,7 @@ def for_output(family, out_dim: int, out_shape=None) -> FamilyKernel:
                 f"the model has {out_dim} output(s), which does not fit family {family!r} "
                 f"(inferred sizes {sizes}): {err}{_hint(family, out_dim)}"
             ) from err
-    elif isinstance(family, FamilyKernel) or all(
-        hasattr(family, attr) for attr in ("log_prob", "d", "check_h")
-    ):
+    elif _is_kernel(family):
         kernel = family  # a kernel, or an object that behaves like one
     elif isinstance(family, ExponentialFamily):
         kernel = get(family)
@@ -184,8 +238,6 @@ def for_output(family, out_dim: int, out_shape=None) -> FamilyKernel:
             "natural parameters; the model's output must be the natural parameter h"
             f"{_hint(kernel.name, out_dim)}"
         )
-    if out_shape is not None:
-        check_factor_axes(kernel, tuple(out_shape))
     return kernel
 
 
@@ -223,30 +275,6 @@ def is_coordinatewise(kernel) -> bool:
     if registered:
         _COORDINATEWISE[name] = separable
     return separable
-
-
-def check_factor_axes(kernel, out_shape: tuple[int, ...]) -> None:
-    """Refuse an output with factor axes (``[n, T, d]``: tokens, pixels) that the family
-    would read as **one** distribution over ``T·d`` natural parameters — a categorical over
-    ``T·d`` classes is one label among ``T·d`` outcomes, not one label per position, and
-    its Fisher differs (docs/theory.md §11). Coordinate-wise families
-    (:func:`is_coordinatewise`) read the same either way and are accepted."""
-    from fishsym.errors import ShapeError
-
-    factors = math.prod(out_shape[:-1]) if len(out_shape) > 1 else 1
-    if factors <= 1 or is_coordinatewise(kernel):
-        return
-    raise ShapeError(
-        f"the model's output has shape [n, {', '.join(map(str, out_shape))}]: "
-        f"{kernel.name!r} would read it as one distribution over {math.prod(out_shape)} "
-        f"natural parameters (for a categorical: one label among {math.prod(out_shape)} "
-        f"outcomes), not one per position over the {factors} factors of axes "
-        f"{list(out_shape[:-1])} — a different model with a different Fisher "
-        "(docs/theory.md §11). Outputs with factor axes (tokens, pixels) are not supported "
-        "yet: select one position with output=lambda out: out[:, t] (the Fisher over all "
-        "positions is the sum over t of these, as is V₂), or reshape so that each row is "
-        "one input's parameters of one family"
-    )
 
 
 def _hint(name: str, out_dim: int) -> str:
@@ -292,6 +320,8 @@ __all__ = [
     "declare",
     "declared",
     "for_output",
+    "is_coordinatewise",
+    "ProductKernel",
     "numeric_of",
 ]
 

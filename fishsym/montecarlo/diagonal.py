@@ -64,6 +64,7 @@ from fishsym.common import (
 from fishsym.common import distributed as _dist
 from fishsym.common.data import materialise
 from fishsym.common.distributed import use_distributed
+from fishsym.common.mask import pack_mask
 from fishsym.common.model import translate_model_errors
 from fishsym.common.tables import text_table
 from fishsym.errors import InvalidArgumentError
@@ -321,14 +322,18 @@ def diagonal_fisher(
     distributed: bool | None = None,
     exact_head: bool = True,
     max_memory: float | None = None,
+    mask=None,
 ) -> DiagonalFisher:
     """A diagonal Fisher (mean over ``inputs``) with standard errors and a stated accuracy.
 
     Parameters
     ----------
-    model, inputs, family, output, max_inputs:
+    model, inputs, family, output, max_inputs, mask:
         As for :func:`fishsym.fisher_variances` (a ``Dataset`` or ``DataLoader`` is read
-        into memory once: every round revisits every input).
+        into memory once: every round revisits every input). An output with factor axes
+        ``[n, *factors, d]`` (tokens) is one label per position, drawn given the data
+        prefix (teacher forcing, docs/theory.md §11); the closed-form head is summed over
+        the positions.
     distributed:
         Under an initialised ``torch.distributed`` group (``None``: whenever one with more
         than one rank is), each rank passes its own inputs; every round's estimate is
@@ -377,7 +382,8 @@ def diagonal_fisher(
     )
     reduce_ranks = use_distributed(distributed)
     n_total = _dist.all_reduce_count(x.shape[0], x.device) if reduce_ranks else x.shape[0]
-    view = ModelView(model, dtype, output=output)
+    x, layout = pack_mask(x, mask) if mask is not None else (x, None)
+    view = ModelView(model, dtype, output=output, mask_layout=layout)
     x = cast_inputs(x, dtype, view.device)
     d = view.probe(x)
     kernel = _kernels.for_output(family, d, view.out_shape)
@@ -549,16 +555,21 @@ def diagonal_fisher(
 
 
 def _closed_form_head(result, head, kernel, groups, n_total, reduce_ranks, dtype) -> None:
-    """Fill ``result`` for the head's parameters: ``mean_n I(h_n)_aa z_{n,b}²`` (weight)
-    and ``mean_n I(h_n)_aa`` (bias), summed over every rank's inputs, from the float64
+    """Fill ``result`` for the head's parameters: ``mean_n Σ_t I(h_nt)_aa z_{nt,b}²``
+    (weight) and ``mean_n Σ_t I(h_nt)_aa`` (bias; ``t`` over the positions of a factored
+    output, one position otherwise), summed over every rank's inputs, from the float64
     ``head`` and returned in ``dtype`` with its rounding margin; the head's group is
     marked exact when all of its parameters are the head's."""
-    diag = kernel.fisher_diagonal(head.h)  # [n, d]
+    diag = kernel.fisher_diagonal(head.h)  # [n, T·d]
+    z = head.z if head.z.dim() == 3 else head.z[:, None, :]  # [n, T, in]
+    diag = diag.reshape(z.shape[0], z.shape[1], -1)  # [n, T, d]: Σ_t I(h_t)_aa z_tb² (§11)
+    if head.mask is not None:
+        diag = diag * head.mask[..., None]  # padding: an absent factor
     sums = {}
     if head.weight is not None:
-        sums[head.weight] = diag.T @ (head.z * head.z)
+        sums[head.weight] = torch.einsum("ntc,ntb->cb", diag, z * z)
     if head.bias is not None:
-        sums[head.bias] = diag.sum(0)
+        sums[head.bias] = diag.sum((0, 1))
     if reduce_ranks:
         _dist.all_reduce_sum(list(sums.values()))
     for name, total in sums.items():

@@ -57,6 +57,7 @@ from fishsym.common import (
 from fishsym.common import distributed as _dist
 from fishsym.common.data import materialise
 from fishsym.common.distributed import use_distributed
+from fishsym.common.mask import masked_inputs
 from fishsym.common.model import translate_model_errors
 from fishsym.common.progress import progress_bar
 from fishsym.engine.generic import GenericModel
@@ -187,6 +188,7 @@ def estimate(
     max_memory: float | None = None,
     max_inputs: int | None = None,
     distributed: bool | None = None,
+    mask=None,
 ) -> MonteCarloEstimate:
     """Replicated Monte Carlo estimates of ``Î₁`` and ``Î₂`` (docs/theory.md §2, §6).
 
@@ -218,6 +220,9 @@ def estimate(
     output:
         Selector of the natural parameters from the model's output, e.g.
         ``lambda out: out.logits``.
+    mask:
+        Padding mask ``[n_inputs, *factors]`` of an output with factor axes, as for
+        :func:`fishsym.fisher_variances`: a masked position is an absent factor.
     max_memory:
         Bytes the run may plan to use (default: half of this machine's memory); a larger
         request is refused before anything is allocated.
@@ -258,6 +263,7 @@ def estimate(
             f"estimators must be a non-empty subset of {ESTIMATORS}; got {estimators}"
         )
     x, _ = materialise(inputs, max_inputs=max_inputs)
+    x, layout = masked_inputs(x, mask)
     reduce_ranks = use_distributed(distributed)
     if reduce_ranks:
         generator = _dist.rank_generator(generator)
@@ -265,7 +271,7 @@ def estimate(
         first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
         dtype = first.dtype if first is not None and first.dtype == torch.float32 else None
     dtype = check_dtype(dtype)
-    fmodel = FunctionalModel(model, dtype, output=output)
+    fmodel = FunctionalModel(model, dtype, output=output, mask_layout=layout)
     sel1 = select_params(model, params)
     sel2 = sel1 if hessian_params is _SAME else select_params(model, hessian_params)
     selections = {"squared_score": sel1, "neg_hessian": sel2}

@@ -21,6 +21,7 @@ from torch import nn
 
 from fishsym import kernels as _kernels
 from fishsym.common import as_inputs, cast_inputs, check_memory, math_attention, memory_budget
+from fishsym.common.mask import masked_inputs
 from fishsym.common.model import translate_model_errors
 from fishsym.errors import NonFiniteError
 from fishsym.reference.derivatives import BLOCK_ELEMENTS, label_curvatures, label_scores
@@ -91,6 +92,7 @@ def exact_moments(
     *,
     output=None,
     max_memory: float | None = None,
+    mask=None,
 ) -> ExactMoments:
     """Exact mean and variance of the single-label ``Î₁`` and ``Î₂`` per input and entry.
 
@@ -109,6 +111,9 @@ def exact_moments(
     output:
         Selector of the natural parameters from the model's output (tuple, dict,
         HuggingFace-style outputs), e.g. ``lambda out: out.logits``.
+    mask:
+        Padding mask ``[n_inputs, *factors]`` of an output with factor axes, as for
+        :func:`fishsym.fisher_variances`: a masked position is an absent factor.
     max_memory:
         Bytes the computation may plan to use (default: half of this machine's memory);
         a larger request is refused before anything is allocated.
@@ -131,8 +136,8 @@ def exact_moments(
     NonFiniteError
         The network output or a derivative is not finite.
     """
-    x = as_inputs(inputs)
-    fmodel = FunctionalModel(model, torch.float64, output=output)
+    x, layout = masked_inputs(as_inputs(inputs), mask)
+    fmodel = FunctionalModel(model, torch.float64, output=output, mask_layout=layout)
     sel = select_params(model, params)
     x = cast_inputs(x, torch.float64, fmodel.device)
     kernel = _kernels.for_output(family, fmodel.probe(x), fmodel.out_shape)

@@ -50,6 +50,7 @@ from fishsym.common import (
 )
 from fishsym.common import distributed as _dist
 from fishsym.common.data import DataSource
+from fishsym.common.mask import masked_inputs
 from fishsym.common.distributed import use_distributed
 from fishsym.common.model import translate_model_errors
 from fishsym.common.progress import progress_bar
@@ -404,6 +405,7 @@ def fisher_variances(
     distributed: bool | None = None,
     tight_paper_bounds: bool = False,
     var2: bool = True,
+    mask=None,
 ) -> FisherVariances:
     """Exact conditional Fisher diagonal and single-label estimator variances of every
     parameter, averaged over ``inputs`` (docs/theory.md §2, §3, §5, §7).
@@ -478,6 +480,12 @@ def fisher_variances(
         ``None``, ``res.skipped`` names it, the ``"neg_hessian"`` bounds and estimator are
         absent, and the summary says "skipped". The Fisher, ``V₁`` and every other
         estimator are unchanged.
+    mask:
+        Padding mask ``[n_inputs, *factors]`` for an output with factor axes
+        ``[n, *factors, d]`` (tokens: ``[n, T]``, e.g. a tokenizer's ``attention_mask``):
+        true (or 1) where a position counts, false (0) at padding. A masked position is
+        an absent factor (docs/theory.md §11): it adds nothing to any number. Needs the
+        inputs in memory; data labels at masked positions must still be valid labels.
     max_memory:
         Bytes the result may take (default: half of this machine's memory); a
         ``per_sample`` request over it is refused before anything is allocated. When
@@ -519,11 +527,16 @@ def fisher_variances(
             "var2=True (var2=False skips every second derivative)"
         )
     extra = sorted({q for e in estimators for q in _est.EXTRA_QUANTITIES.get(e, ())})
+    inputs, layout = masked_inputs(inputs, mask, model)
     source = DataSource(inputs, max_inputs=max_inputs, labels=labels)
     reduce_ranks = use_distributed(distributed)
     # a view made by another entry point (diagonal_fisher's exact route) keeps what its
     # probe decided about the model's hooks
-    view = model.cast(dtype) if isinstance(model, ModelView) else ModelView(model, dtype, output)
+    view = (
+        model.cast(dtype)
+        if isinstance(model, ModelView)
+        else ModelView(model, dtype, output, mask_layout=layout)
+    )
     stream = source.batches()
     first_x, first_y = next(stream)
     first_x = cast_inputs(first_x, dtype, view.device)
@@ -671,7 +684,8 @@ def fisher_variances(
     else:
         res.var2_routes.update(dict.fromkeys(names, SKIPPED_ROUTE))
         res.skipped = ("var2",)
-    res.cost = {e: _est.cost(e, n_inputs, out_dim) for e in estimators}
+    factors = getattr(kernel, "T", 1)
+    res.cost = {e: _est.cost(e, n_inputs, out_dim, factors) for e in estimators}
     return res
 
 

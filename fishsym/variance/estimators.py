@@ -23,6 +23,9 @@ estimator               one draw                                    variance of 
                         data labels ``y_n`` (``labels=``)           given them; biased)
 ``batched_score_data``  ``(1/n) (Σ_n ∂_iℓ(y_n|x_n))²``, data        ``0`` (idem)
                         labels, one backward pass
+``per_position_score``  ``(1/n) Σ_n Σ_t (∂_iℓ_t(y_nt|x_n))²``: per-   ``(1/n²) Σ_n Σ_t V₁,t``
+                        position (per-token) scores squared, then
+                        summed (§11; one factor: ``squared_score``)
 ======================  ==========================================  ========================
 
 ``ξ`` is Rademacher; labels ``y_n`` are drawn from the model, independently per input.
@@ -49,6 +52,7 @@ ESTIMATOR_NAMES = (
     "merging_recipe",
     "empirical",
     "batched_score_data",
+    "per_position_score",
 )
 #: the estimators that use the data labels (``labels=``): deterministic given them
 DATA_LABEL_ESTIMATORS = ("empirical", "batched_score_data")
@@ -61,6 +65,7 @@ EXTRA_QUANTITIES = {
     "merging_recipe": ("root_sum",),
     "empirical": ("data_sq",),
     "batched_score_data": ("data_sum",),
+    "per_position_score": ("factor_var1",),
 }
 #: quantities linear in ``u`` (a factorised block carries the layer input to the power 1)
 POWER1 = ("root_sum", "data_sum")
@@ -68,12 +73,14 @@ POWER1 = ("root_sum", "data_sum")
 POWER2 = ("fisher", "data_sq")
 
 
-def cost(estimator: str, n_inputs: int, d: int) -> int:
+def cost(estimator: str, n_inputs: int, d: int, factors: int = 1) -> int:
     """Backward passes of the network per draw for ``n_inputs`` inputs and ``d`` outputs:
     a per-sample gradient per input (``squared_score``, ``hutchinson``), one pass for the
     batch (``hutchinson_batch``, ``batched_score``, ``merging_recipe``), and for
     ``neg_hessian`` a diagonal Hessian per input counted as ``d`` passes (a lower bound:
-    the output Hessian's square root has ``d`` columns; curved layers cost more)."""
+    the output Hessian's square root has ``d`` columns; curved layers cost more). With
+    ``factors`` independent positions (§11) the per-position squared score needs a
+    gradient per input and position."""
     per = {
         "squared_score": n_inputs,
         "neg_hessian": n_inputs * d,
@@ -83,6 +90,7 @@ def cost(estimator: str, n_inputs: int, d: int) -> int:
         "merging_recipe": 1,
         "empirical": n_inputs,
         "batched_score_data": 1,
+        "per_position_score": n_inputs * factors,
     }
     return per[estimator]
 
@@ -102,6 +110,11 @@ def extra_unit_moments(
             out["data_sq"] = s * s
         if "data_sum" in wanted:
             out["data_sum"] = s
+    if "factor_var1" in wanted:
+        # Σ_t Var[s_t²] over the factors of a product family (docs/theory.md §11); one
+        # factor: the squared score's own V₁
+        per_factor = getattr(kernel, "var_squared_per_factor", kernel.var_squared)
+        out["factor_var1"] = per_factor(h, jac)
     if "hutch_cross" not in wanted and "root_sum" not in wanted:
         return out
     a = kernel.root_t(h, jac)  # [n, r, units]
@@ -144,6 +157,8 @@ def estimator_moments(means: dict, n: int, estimators) -> dict[str, dict[str, di
             elif est == "batched_score_data":
                 s = means["data_sum"][name]
                 m, v = n * s * s, torch.zeros_like(f)
+            elif est == "per_position_score":
+                m, v = f, means["factor_var1"][name] / n
             else:
                 raise KeyError(est)
             mean[name], var[name] = m, v

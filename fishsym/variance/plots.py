@@ -36,6 +36,7 @@ STYLE = {
     "merging_recipe": ("X", "|bias| merging recipe"),
     "empirical": ("*", "√V empirical"),
     "batched_score_data": ("h", "√V batched score (data)"),
+    "per_position_score": ("d", "√V per-position squared score"),
 }
 
 

@@ -21,6 +21,7 @@ version that wrote the file.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -143,6 +144,8 @@ def _check_meta(path, meta) -> None:
     if meta["n_inputs"] < 1:
         raise _bad(path, f"n_inputs must be positive; got {meta['n_inputs']}")
     for name, size in meta["sizes"].items():
+        if name == "factors":
+            continue  # the factor axes of a product family, checked where it is rebuilt
         if (
             not isinstance(name, str)
             or isinstance(size, bool)
@@ -235,22 +238,33 @@ def load(path, family=None):
     _check_meta(path, meta)
     tensors = payload.get("tensors")
     _check_tensors(path, tensors, meta)
+    sizes = dict(meta["sizes"])
+    factors = sizes.pop("factors", None)  # a product over factor axes (docs/theory.md §11)
+    if factors is not None and (
+        not isinstance(factors, list)
+        or not factors
+        or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in factors)
+        or math.prod(factors) > MAX_FAMILY_SIZE
+    ):
+        raise _bad(path, f"its factor axes {factors!r} are not a list of positive sizes")
     if family is None:
         try:
-            kernel = kernels.get(meta["family"], **meta["sizes"])
+            kernel = kernels.get(meta["family"], **sizes)
         except Exception as err:  # noqa: BLE001 - an unregistered (user) family
             raise InvalidArgumentError(
                 f"family {meta['family']!r} of {str(path)!r} is not registered; pass "
                 "family= (the ExponentialFamily or kernel it was computed with)"
             ) from err
     elif hasattr(family, "log_prob"):
-        kernel = family
+        kernel = getattr(family, "base", family)
     elif isinstance(family, str) or hasattr(family, "natural_params"):
-        kernel = kernels.get(family, **meta["sizes"])
+        kernel = kernels.get(family, **sizes)
     else:
         raise ArgumentTypeError(
             f"family must be a name, an ExponentialFamily or a kernel; got {family!r}"
         )
+    if factors is not None:
+        kernel = kernels.ProductKernel(kernel, factors)
     stored, rebuilt = meta.get("family_signature"), family_signature(kernel)
     if stored is not None and rebuilt is not None and stored != rebuilt:
         raise InvalidArgumentError(

@@ -464,21 +464,30 @@ IDS = torch.randint(0, 3, (6, 2), generator=_gen(5))
 
 @pytest.mark.parametrize("family", ["categorical", "categorical_minimal", "multinomial"])
 def test_factor_axes_are_never_read_as_one_distribution(family):
-    """Issue 24 (first step): [n, 2, 3] logits were read as ONE categorical over 6 classes,
-    46–50 % off the per-position Fisher, with no warning. Every entry point now refuses
-    that reading by name (per-position outputs are the work of issue 24)."""
+    """Issue 24: [n, 2, 3] logits were read as ONE distribution over 6 outputs, 46–50 %
+    off the per-position Fisher, with no warning. Every entry point now reads one label
+    per position (docs/theory.md §11): the Fisher is the sum over positions of each
+    position's own Fisher."""
     torch.manual_seed(0)
     model = _Tokens().double()
-    for call in (
-        lambda: fishsym.fisher_variances(model, IDS, family),
-        lambda: fishsym.diagonal_fisher(model, IDS, family, generator=_gen(0)),
-        lambda: estimate(model, IDS, family, 2, 2, _gen(1)),
-        lambda: fishsym.reference.exact_moments(model, IDS, family),
-    ):
-        with pytest.raises(fishsym.errors.ShapeError, match="factor"):
-            call()
-    # one position selected is one distribution: accepted
-    fishsym.fisher_variances(model, IDS, "categorical", output=lambda out: out[:, 1])
+    parts = [
+        fishsym.fisher_variances(model, IDS, family, output=lambda o, t=t: o[:, t], bounds=False)
+        for t in range(2)
+    ]
+    want = {n: parts[0].fisher[n] + parts[1].fisher[n] for n in parts[0].fisher}
+    got = {
+        "fisher_variances": fishsym.fisher_variances(model, IDS, family).fisher,
+        "diagonal_fisher": fishsym.diagonal_fisher(model, IDS, family, generator=_gen(0)).value,
+        "exact_moments": {
+            n: v.mean(0)
+            for n, v in fishsym.reference.exact_moments(model, IDS, family)["mean1"].items()
+        },
+    }
+    for route, fisher in got.items():
+        for n in want:
+            torch.testing.assert_close(fisher[n], want[n], rtol=RTOL, atol=1e-15, msg=route)
+    mc = estimate(model, IDS, family, 2, 2, _gen(1))
+    assert mc.mean["squared_score"]["out.weight"].shape == (6, 3, 4)
 
 
 def test_coordinatewise_families_read_factor_axes_exactly():
