@@ -173,10 +173,15 @@ def test_get_errors():
 
 
 @pytest.mark.parametrize(
-    "name,sizes,label",
-    [("bernoulli", {}, 0.5), ("binomial", {"n": 3}, 2.5), ("independent_bernoulli", {"d": 2}, [1.0, 0.25])],
+    "name,sizes,label,integral",
+    [
+        ("bernoulli", {}, 0.5, 1.0),
+        ("binomial", {"n": 3}, 2.5, 2.0),
+        ("independent_bernoulli", {"d": 2}, [1.0, 0.25], [1.0, 0.0]),
+        ("multinomial", {"n": 3, "C": 2}, [1.5, 1.5], [1.0, 2.0]),
+    ],
 )
-def test_logit_families_check_float_labels_are_integers(name, sizes, label):
+def test_float_labels_must_hold_integers(name, sizes, label, integral):
     """Float labels are accepted when they hold integers (1.0) and refused by name when
     they do not (0.5): a mutation that skipped the integrality check went unnoticed."""
     k = kernels.get(name, **sizes)
@@ -184,4 +189,4 @@ def test_logit_families_check_float_labels_are_integers(name, sizes, label):
     y = torch.tensor(label, dtype=torch.float64)
     with pytest.raises(DomainError, match="support"):
         k.log_prob(y, h)
-    k.log_prob(torch.round(y), h)  # integral floats are fine
+    k.log_prob(torch.tensor(integral, dtype=torch.float64), h)  # integral floats are fine
