@@ -3,10 +3,16 @@
 ``mnist_mlp()`` is "MNIST-4L": 784-256-128-64-10 with sigmoid activations — four
 ``Linear`` layers, 242,762 parameters — whose output is the logits (the natural
 parameter of the categorical head).
+
+``gpt2()`` is a GPT-2-style decoder in plain PyTorch (token and position embeddings,
+pre-LayerNorm blocks of causal multi-head self-attention and a GELU MLP, a final
+LayerNorm and a linear head): token ids ``[n, T]`` → logits ``[n, T, V]``, one categorical
+per position (docs/theory.md §11).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -58,6 +64,114 @@ def mnist_mlp(activation: str = "sigmoid", generator: torch.Generator | None = N
               dtype: torch.dtype = torch.float32) -> nn.Sequential:
     """MNIST-4L: 784-256-128-64-10 (242,762 parameters)."""
     return mlp(MNIST_WIDTHS, activation, generator, dtype)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention with a causal mask: ``qkv`` and ``proj`` are ``nn.Linear``
+    layers applied at every position; the softmax is written out (no fused kernel), so
+    every ``torch.func`` transform and every derivative order goes through it."""
+
+    def __init__(self, width: int, heads: int, context: int, dtype=torch.float32):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width, dtype=dtype)
+        self.proj = nn.Linear(width, width, dtype=dtype)
+        causal = torch.ones(context, context, dtype=torch.bool).tril()
+        self.register_buffer("causal", causal, persistent=False)
+
+    def forward(self, x):
+        n, T, width = x.shape
+        q, k, v = self.qkv(x).split(width, dim=-1)
+
+        def heads(t):
+            return t.reshape(n, T, self.heads, width // self.heads).transpose(1, 2)
+
+        q, k, v = heads(q), heads(k), heads(v)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(width // self.heads)
+        scores = scores.masked_fill(~self.causal[:T, :T], float("-inf"))
+        out = torch.softmax(scores, dim=-1) @ v  # [n, heads, T, width/heads]
+        return self.proj(out.transpose(1, 2).reshape(n, T, width))
+
+
+class DecoderBlock(nn.Module):
+    """``x + attn(ln₁(x))``, then ``x + mlp(ln₂(x))`` (GPT-2's pre-LayerNorm block)."""
+
+    def __init__(self, width: int, heads: int, context: int, dtype=torch.float32):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(width, dtype=dtype)
+        self.attn = CausalSelfAttention(width, heads, context, dtype)
+        self.ln_2 = nn.LayerNorm(width, dtype=dtype)
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width, dtype=dtype),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(4 * width, width, dtype=dtype),
+        )
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT2(nn.Module):
+    """A GPT-2-style decoder: ids ``[n, T]`` (``T ≤ context``) → logits ``[n, T, vocab]``.
+
+    ``tie_embeddings=True`` shares the head's weight with the token embedding, as GPT-2
+    does; then the head is not a parameter of its own, and ``diagonal_fisher`` samples it
+    with the embedding instead of using the closed-form head.
+    """
+
+    def __init__(self, vocab: int, width: int, layers: int, heads: int, context: int,
+                 tie_embeddings: bool = False, dtype=torch.float32):
+        super().__init__()
+        self.context = context
+        self.wte = nn.Embedding(vocab, width, dtype=dtype)
+        self.wpe = nn.Embedding(context, width, dtype=dtype)
+        self.blocks = nn.ModuleList(
+            DecoderBlock(width, heads, context, dtype) for _ in range(layers)
+        )
+        self.ln_f = nn.LayerNorm(width, dtype=dtype)
+        self.head = nn.Linear(width, vocab, bias=False, dtype=dtype)
+        if tie_embeddings:
+            self.head.weight = self.wte.weight
+
+    def forward(self, ids):
+        T = ids.shape[1]
+        positions = torch.arange(T, device=ids.device)
+        x = self.wte(ids) + self.wpe(positions)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x))
+
+
+def gpt2(vocab: int = 1000, width: int = 64, layers: int = 2, heads: int = 4,
+         context: int = 128, tie_embeddings: bool = False,
+         generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> GPT2:
+    """A GPT-2-style decoder with GPT-2's initialisation (weights ``N(0, 0.02²)``, the
+    residual projections ``N(0, 0.02²/(2·layers))``, zero biases, unit LayerNorms), drawn
+    from ``generator`` (a fresh one seeded 0 when omitted; no global random state).
+    GPT-2 small is ``gpt2(50257, 768, 12, 12, 1024, tie_embeddings=True)``."""
+    from fishsym.errors import InvalidArgumentError
+
+    for name, value in (("vocab", vocab), ("width", width), ("layers", layers),
+                        ("heads", heads), ("context", context)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError(f"{name} must be a positive integer; got {value!r}")
+    if width % heads:
+        raise InvalidArgumentError(
+            f"width must be a multiple of heads; got width={width}, heads={heads}"
+        )
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    model = GPT2(vocab, width, layers, heads, context, tie_embeddings, dtype)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+            elif ".ln_" in name or name.startswith("ln_f"):
+                p.fill_(1.0)
+            else:
+                std = 0.02 / math.sqrt(2 * layers) if name.endswith(("proj.weight", "mlp.2.weight")) else 0.02
+                p.normal_(0.0, std, generator=gen)
+    return model
 
 
 def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 1,
