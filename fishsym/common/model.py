@@ -615,6 +615,21 @@ class ModelView:
         tol = HEAD_CHECK_ULPS * torch.finfo(dh.dtype).eps * (size + size.max() * 1e-3)
         return bool(((dh - expected).abs() <= tol).all())
 
+    def _check_deterministic(self, x: Tensor, first: Tensor) -> None:
+        """Refuse a forward that draws random numbers (functional dropout in training,
+        ``randn_like`` noise): evaluated twice on the same inputs it differs. (Inside
+        ``torch.func`` transforms such a forward fails with a randomness error; a batched
+        pass, like the layer rules of :mod:`fishsym.engine.sumsq`, would not notice.)"""
+        if not isinstance(first, Tensor) or not first.is_floating_point():
+            return
+        with torch.no_grad():
+            again = self.raw(None, x)
+        if not isinstance(again, Tensor) or again.shape != first.shape:
+            return
+        scale = float(first.abs().max()) if first.numel() else 0.0
+        if float((again - first).abs().max()) > RANDOM_FORWARD_RTOL * scale:
+            raise UnsupportedModelError(_TRANSFORM_ERRORS[0][1])
+
     def cast(self, dtype: torch.dtype) -> ModelView:
         """The same model viewed in another working ``dtype``, with what :meth:`probe`
         decided about its hooks (hooks that do not change the output stay left out)."""
@@ -724,6 +739,7 @@ class ModelView:
             raise self._not_a_tensor(raw)
         if self.hooks_change_output is None:
             self._settle_hooks(x1, raw)
+        self._check_deterministic(x1[:2], raw[:2])
         squash = next((m for m, out in seen if out is raw), None)
         if squash is not None:
             name = next((n for n, m in self.module.named_modules() if m is squash), "?")
@@ -748,6 +764,10 @@ class ModelView:
 
 #: inputs on which :meth:`ModelView.probe` compares the output with and without hooks
 HOOK_CHECK_INPUTS = 64
+#: two forward passes of the same inputs may differ by this much relative to the output's
+#: size before the forward counts as random (non-deterministic GPU reductions differ by
+#: rounding; dropout or injected noise by the size of the activations)
+RANDOM_FORWARD_RTOL = 1e-4
 
 
 @contextlib.contextmanager

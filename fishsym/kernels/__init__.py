@@ -254,17 +254,21 @@ def is_coordinatewise(kernel) -> bool:
     import sympy as sp
 
     name = getattr(kernel, "name", None)
-    fam = getattr(kernel, "family", None)
     registered = isinstance(name, str) and name in families.names()
     if registered and name in _COORDINATEWISE:
         return _COORDINATEWISE[name]
+    fam = None
     if registered:
         size = families.entry(name).output_size
         small = {"C": 3, "d": 3, "C_minus_1": 3}.get(size) if size else None
         try:
             fam = families.get(name, **({} if small is None else {size.split("_")[0]: small}))
         except Exception:  # noqa: BLE001 - keep the kernel's own family
-            pass
+            fam = None
+    if fam is None:
+        # the kernel's own symbolic family — never built here for a registered family,
+        # whose lazy family at the model's size (a 50,257-class categorical) is huge
+        fam = getattr(kernel, "family", None)
     if fam is None:
         return False
     symbols = set(fam.natural_params)

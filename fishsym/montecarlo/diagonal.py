@@ -3,8 +3,10 @@
 The estimate is of the **mean Fisher over the given inputs**, ``F̄_i = (1/n) Σ_n
 I(θ_i|x_n)``. It is built from *rounds*: in each round every input gets one draw — a label
 from the model for the squared score ``Î₁`` (``(∂_iℓ)²``), or a Rademacher probe for the
-Hutchinson estimator (``(∂_i ξᵀR̄ᵀh)²``) — and one per-sample gradient
-(``torch.func.vmap(grad)``: one backward pass per input). The round's estimate is the
+Hutchinson estimator (``(∂_i ξᵀR̄ᵀh)²``) — and one squared per-input gradient of
+``ψ_n = c_nᵀh_n``, formed layer by layer from one backward pass of the batch
+(:mod:`fishsym.engine.sumsq`, docs/theory.md §12; ``vmap(grad)`` for parameters no layer
+rule covers). The round's estimate is the
 mean over the inputs; rounds are independent, so their mean is unbiased and their
 spread gives a standard error without any model assumption. The interval is Student-t
 with Hall's (1992) skewness correction (:func:`interval`): squared scores of rare labels
@@ -45,7 +47,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from torch.func import grad, vjp, vmap
+from torch.func import vjp
 
 from fishsym import kernels as _kernels
 from fishsym.common import (
@@ -67,6 +69,7 @@ from fishsym.common.distributed import use_distributed
 from fishsym.common.mask import pack_mask
 from fishsym.common.model import translate_model_errors
 from fishsym.common.tables import text_table
+from fishsym.engine.sumsq import SquaredGradientSums
 from fishsym.errors import InvalidArgumentError
 
 #: the sampling estimators (both one backward pass per input and round)
@@ -80,8 +83,6 @@ MIN_ROUNDS = 64
 #: the exact route (``exact="auto"``) costs ``d`` reverse passes per input, sampling at
 #: least ``MIN_ROUNDS`` (two estimators in the pilot): exact when ``d`` is at most this
 EXACT_MAX_OUTPUTS = 128
-#: inputs per vectorised per-sample gradient call
-INPUT_CHUNK = 64
 #: the held inputs may take ``1/INPUT_SHARE`` of the memory budget (the rest: the model's
 #: per-sample gradients and the running moments)
 INPUT_SHARE = 4
@@ -270,34 +271,22 @@ class _Sampler:
         zeros = torch.zeros(*self.h.shape, 1, dtype=self.h.dtype, device=self.h.device)
         rows, self.pull_root = vjp(lambda v: kernel.root_t(self.h, v), zeros)
         self.r = rows.shape[1]
+        self.sums = SquaredGradientSums(view, self.names)
 
     def round(self, estimator: str) -> dict[str, Tensor]:
-        """``{name: mean over inputs of (∂_i g_n)²}`` for one fresh draw per input."""
-        view, n = self.view, self.x.shape[0]
+        """``{name: mean over inputs of (∂_i ψ_n)²}`` for one fresh draw per input, with
+        ``ψ_n = c_nᵀh_n``: ``c_n = t(y_n) − η_n = ∇_h log p(y_n|h_n)`` for a sampled label,
+        ``c_n = R̄ξ_n`` for a probe (docs/theory.md §9); the sums of squares layer by
+        layer (:class:`fishsym.engine.sumsq.SquaredGradientSums`, §12)."""
+        n = self.x.shape[0]
         if estimator == "squared_score":
             labels = self.kernel.sample(self.h, 1, self.gen)[0]
-
-            def scalar(params, xi, yi, wi):
-                return self.kernel.log_prob(yi, view.single(params, xi))
-
-            weights = torch.zeros(n, 1, dtype=self.h.dtype, device=self.h.device)
+            cot = self.kernel.suff_stat(labels, self.h.dtype) - self.kernel.mean(self.h)
         else:
             xi_signs = torch.randint(0, 2, (n, self.r), generator=self.gen).to(self.h) * 2 - 1
-            weights = self.pull_root(xi_signs[..., None])[0][..., 0]  # R̄ξ
-            labels = torch.zeros(n, dtype=torch.int64, device=self.h.device)
-
-            def scalar(params, xi, yi, wi):
-                return (wi * view.single(params, xi)).sum()
-
-        per = vmap(grad(scalar), in_dims=(None, 0, 0, 0))
-        params = {name: view.params[name] for name in self.names}
-        total = {name: torch.zeros_like(p) for name, p in params.items()}
+            cot = self.pull_root(xi_signs[..., None])[0][..., 0]  # R̄ξ
         with math_attention():
-            for start in range(0, n, INPUT_CHUNK):
-                rows = slice(start, start + INPUT_CHUNK)
-                g = per(params, self.x[rows], labels[rows], weights[rows])
-                for name in self.names:
-                    total[name] += g[name].detach().pow(2).sum(0)
+            total = self.sums(self.x, cot)
         if self.reduce_ranks:
             # the round's estimate over every rank's inputs (each drew its own labels)
             _dist.all_reduce_sum(list(total.values()))

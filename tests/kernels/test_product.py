@@ -187,3 +187,15 @@ def test_for_output_reads_the_last_axis_as_the_family():
     with pytest.raises(ShapeError, match="factors"):
         kernels.for_output(ProductKernel(kernels.get("categorical", C=3), (3,)), 6, (2, 3))
     assert kernels.for_output(k, 6, (2, 3)) is k
+
+
+def test_factor_axes_of_a_large_vocabulary_stay_numeric():
+    """A GPT-2 vocabulary: reading the factor axes must not build the 50,257-class
+    symbolic family (it once did, through the kernel's lazy ``family``: gigabytes)."""
+    from fishsym.kernels.categorical import CategoricalKernel
+
+    big = CategoricalKernel(C=50257)  # a fresh kernel: its symbolic family unbuilt
+    assert not kernels.is_coordinatewise(big)
+    assert big._family is None
+    k = kernels.for_output("categorical", 3 * 50257, (3, 50257))
+    assert isinstance(k, ProductKernel) and k.base.d == 50257
