@@ -36,15 +36,12 @@ unfoldNd``); without it those rows say so.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
 import sys
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_engine import MMAP_THRESHOLD, OMP_WAIT_POLICY, _measure  # noqa: E402
+from bench_engine import MMAP_THRESHOLD, OMP_WAIT_POLICY, _measure, parent_args, spawn_child  # noqa: E402
 
 #: (label, fishsym case, baseline case, target ratio or None)
 ROWS = [
@@ -246,35 +243,14 @@ def _child(spec: dict) -> dict:
 def _spawn(spec: dict) -> dict | None:
     env = dict(os.environ, OMP_WAIT_POLICY=OMP_WAIT_POLICY,
                MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD))
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)],
-        capture_output=True, text=True, env=env, check=False,
-    )
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {"error": tail}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return spawn_child(__file__, spec, env)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cases", default="a,b,c,d,e,f,g", help="row letters to run")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(_child(json.loads(args.child))))
+    args = parent_args(__doc__, "a,b,c,d,e,f,g", _child, "float32, categorical head")
+    if args is None:
         return
-    import torch
-
     wanted = set(args.cases.split(","))
-    print(
-        f"float32, categorical head, {args.threads} threads, best of {args.repeats}; torch "
-        f"{torch.__version__}, {os.cpu_count()} CPUs, load average "
-        + " ".join(f"{v:.2f}" for v in os.getloadavg())
-    )
-    print()
     head = (f"{'case':40s} {'fishsym':>10s} {'MiB':>7s} {'baseline':>10s} {'MiB':>7s} "
             f"{'ratio':>7s} {'target':>7s}  baseline / routes of V2")
     print(head)

@@ -123,8 +123,8 @@ def _child(spec: dict) -> dict:
     if case == "generic":
         import fishsym
         from fishsym.engine import GenericModel
-        from fishsym.variance import resolve_kernel, unit_moments
         from fishsym.engine.generic import GENERIC_INPUT_CHUNK
+        from fishsym.variance import resolve_kernel, unit_moments
 
         model = nets.mlp(widths, "sigmoid")
         engine = GenericModel(model, dtype)
@@ -182,6 +182,42 @@ def _child(spec: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- parent side
+def spawn_child(script: str, spec: dict, env: dict) -> dict:
+    """Run ``script --child spec`` in a fresh process with ``env``; its last stdout line
+    (JSON), or ``{"error": the last line of stderr}``."""
+    proc = subprocess.run(
+        [sys.executable, script, "--child", json.dumps(spec)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def parent_args(doc: str, cases: str, child, setting: str) -> argparse.Namespace | None:
+    """The command line of a side-by-side benchmark script: ``--repeats``, ``--threads``,
+    ``--cases``; in a child process (``--child spec``) run ``child(spec)``, print its JSON
+    and return ``None``; in the parent print the settings line (``setting`` first)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cases", default=cases, help="row letters to run")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return None
+    import torch
+
+    print(
+        f"{setting}, {args.threads} threads, best of {args.repeats}; torch "
+        f"{torch.__version__}, {os.cpu_count()} CPUs, load average "
+        + " ".join(f"{v:.2f}" for v in os.getloadavg())
+    )
+    print()
+    return args
+
+
 def _spawn(spec: dict) -> dict | None:
     env = dict(
         os.environ,

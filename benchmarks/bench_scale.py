@@ -1,0 +1,205 @@
+"""``diagonal_fisher`` at scale against named baselines, ratios in one run (issue 24 item 5).
+
+    python benchmarks/bench_scale.py [--repeats 3] [--threads 2] [--cases a,b]
+
+float32, ``--threads`` torch threads, each case in a fresh Python process (as in
+``bench_engine.py``: ``OMP_WAIT_POLICY=PASSIVE``, a fixed mmap threshold, peak memory =
+rise of the peak resident set over the call, time = best of ``--repeats`` calls after a
+warm-up):
+
+(a) one ``diagonal_fisher`` label round — one sampled label per input, the squared score,
+    every parameter sampled (no closed-form head), summed squared per-input gradients by
+    the layer rules of docs/theory.md §12 — against BackPACK ``DiagGGNMC`` with one MC
+    sample (the same quantity: per input one sampled-label backward, squared gradients
+    summed), on MNIST-4L (256 digits) and the ReLU CNN of ``bench_architectures`` (64
+    digits) — target ≤ 1.5×;
+(b) a GPT-2-small-shaped decoder (``fishsym.nets.gpt2``: 12 layers, width 768, 12 heads,
+    vocabulary 50,257, 128 tokens, random init, untied head, batch 4): one
+    ``diagonal_fisher`` round (one sampled label per token, every parameter) against one
+    training step (forward and backward of the mean token cross-entropy) — targets ≤ 3×
+    time and ≤ 2× peak memory (this row with glibc's default allocator thresholds, see
+    ``_spawn``); also printed: the rounds that ``diagonal_fisher`` needed
+    for 10 % per layer on a 2-layer version of the same shape, and what that costs at
+    full size.
+
+BackPACK is a benchmark-only extra (``pip install --no-deps backpack-for-pytorch einops
+unfoldNd``); without it those rows say so.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_architectures import cnn  # noqa: E402
+from bench_engine import MMAP_THRESHOLD, OMP_WAIT_POLICY, _measure, parent_args, spawn_child  # noqa: E402
+
+#: (label, fishsym case, baseline case, time target, memory target, baseline name)
+ROWS = [
+    ("(a) MNIST-4L, one label round, 256", "a_mlp_round", "a_mlp_backpack", 1.5, None,
+     "DiagGGNMC (1 sample)"),
+    ("(a) ReLU CNN, one label round, 64", "a_cnn_round", "a_cnn_backpack", 1.5, None,
+     "DiagGGNMC (1 sample)"),
+    ("(b) GPT-2-small shape, batch 4 x 128", "b_round", "b_train", 3.0, 2.0,
+     "training step"),
+]  # fmt: skip
+
+GPT2_SMALL = {"vocab": 50257, "width": 768, "layers": 12, "heads": 12, "context": 128}
+BATCH, TOKENS = 4, 128
+
+
+def _sampler(model, x, family="categorical"):
+    """``diagonal_fisher``'s round machinery on ``model``: the model view, probed, and a
+    sampler over every parameter (what one round of ``diagonal_fisher`` runs)."""
+    import torch
+
+    from fishsym import kernels
+    from fishsym.common import ModelView
+    from fishsym.montecarlo.diagonal import _Sampler
+
+    view = ModelView(model, torch.float32)
+    d = view.probe(x)
+    kernel = kernels.for_output(family, d, view.out_shape)
+    return _Sampler(view, kernel, x, torch.Generator().manual_seed(0))
+
+
+def _time_round(model, x, repeats: int) -> dict:
+    """Time and peak memory of one squared-score round (after one warm-up round, which
+    also checks the layer rules on these inputs), and the routes taken."""
+    sampler = _sampler(model, x)
+    sampler.round("squared_score")
+    out = _measure(lambda: sampler.round("squared_score"), repeats)
+    out["routes"] = sorted(set(sampler.sums.routes.values()))
+    return out
+
+
+def _child(spec: dict) -> dict:
+    import torch
+
+    from fishsym import nets
+    from fishsym.data import mnist_tensors
+
+    torch.set_num_threads(spec["threads"])
+    warnings.filterwarnings("ignore")
+    case = spec["case"]
+    torch.manual_seed(0)
+    if case.startswith("a_"):
+        x_all, _, _, _ = mnist_tensors(n_train=256, n_test=0)
+        if "_mlp_" in case:
+            model, x = nets.mlp(nets.MNIST_WIDTHS, "sigmoid"), x_all
+        else:
+            model, x = cnn(torch.nn.ReLU), x_all.reshape(-1, 1, 28, 28)[:64]
+        if case.endswith("round"):
+            return _time_round(model, x, spec["repeats"])
+        from backpack import backpack, extend
+        from backpack.extensions import DiagGGNMC
+
+        model = extend(model)
+        loss_fn = extend(torch.nn.CrossEntropyLoss(reduction="sum"))
+
+        def run():
+            for p in model.parameters():
+                p.grad = None
+            loss = loss_fn(model(x), torch.zeros(x.shape[0], dtype=torch.int64))
+            with backpack(DiagGGNMC(mc_samples=1)):
+                loss.backward()
+            return [p.diag_ggn_mc for p in model.parameters()]
+
+        run()
+        return _measure(run, spec["repeats"])
+    if case.startswith("b_"):
+        model = nets.gpt2(**GPT2_SMALL, generator=torch.Generator().manual_seed(0))
+        ids = torch.randint(0, GPT2_SMALL["vocab"], (BATCH, TOKENS),
+                            generator=torch.Generator().manual_seed(1))  # fmt: skip
+        if case == "b_round":
+            return _time_round(model, ids, spec["repeats"])
+        if case == "b_train":
+            opt = torch.optim.SGD(model.parameters(), lr=0.0)
+
+            def run():
+                opt.zero_grad(set_to_none=True)
+                logits = model(ids)
+                loss = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), ids.reshape(-1)
+                )
+                loss.backward()
+                opt.step()
+                return loss.detach()
+
+            run()
+            return _measure(run, spec["repeats"])
+        if case == "b_rounds":
+            import fishsym
+
+            small = nets.gpt2(**{**GPT2_SMALL, "layers": 2},
+                              generator=torch.Generator().manual_seed(0))  # fmt: skip
+            est = fishsym.diagonal_fisher(
+                small, ids, "categorical", exact=False, estimator="squared_score",
+                max_labels=512, generator=torch.Generator().manual_seed(2),
+            )  # fmt: skip
+            return {"rounds": max(est.rounds.values()), "status": sorted(set(est.status.values()))}
+    raise ValueError(case)
+
+
+def _spawn(spec: dict) -> dict | None:
+    env = dict(os.environ, OMP_WAIT_POLICY=OMP_WAIT_POLICY)
+    if not spec["case"].startswith("b_"):
+        # (b) keeps glibc's own threshold: at GPT-2 size a fixed one makes every block a
+        # fresh mapping, and first-touch page faults (on a VM: most of the system time)
+        # swamp both sides
+        env["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD)
+    return spawn_child(__file__, spec, env)
+
+
+def main() -> None:
+    args = parent_args(__doc__, "a,b", _child, "float32")
+    if args is None:
+        return
+    wanted = set(args.cases.split(","))
+    head = (
+        f"{'case':38s} {'fishsym':>10s} {'MiB':>7s} {'baseline':>10s} {'MiB':>7s} "
+        f"{'time':>6s} {'target':>7s} {'memory':>6s} {'target':>6s}  baseline / routes"
+    )
+    print(head)
+    print("-" * len(head))
+    verdicts = []
+    for label, mine, theirs, t_target, m_target, name in ROWS:
+        if label[1] not in wanted:
+            continue
+        base = {"threads": args.threads, "repeats": args.repeats}
+        a, b = _spawn({**base, "case": mine}), _spawn({**base, "case": theirs})
+        ok_a, ok_b = a is not None and "error" not in a, b is not None and "error" not in b
+
+        def fmt(r, ok):
+            if not ok:
+                return f"{'failed':>10s} {'':>7s}"
+            return f"{r['time']:>8.3f} s {r['peak_mib']:>7.1f}"
+
+        ratio = a["time"] / b["time"] if ok_a and ok_b else float("nan")
+        mem = a["peak_mib"] / max(b["peak_mib"], 1e-9) if ok_a and ok_b else float("nan")
+        t_tgt = f"≤ {t_target:g}" if t_target else "-"
+        m_tgt = f"≤ {m_target:g}" if m_target else "-"
+        routes = ", ".join(a.get("routes", [])) if ok_a else a.get("error", "")
+        note = name if ok_b else f"{name}: {b.get('error', '')}"
+        print(f"{label:38s} {fmt(a, ok_a)} {fmt(b, ok_b)} {ratio:>6.2f} {t_tgt:>7s} "
+              f"{mem:>6.2f} {m_tgt:>6s}  {note} / {routes}")  # fmt: skip
+        if t_target and ok_a and ok_b:
+            verdicts.append((label, "time", ratio, t_target))
+        if m_target and ok_a and ok_b:
+            verdicts.append((label, "memory", mem, m_target))
+        if mine == "b_round" and ok_a:
+            r = _spawn({**base, "case": "b_rounds"})
+            if r and "error" not in r:
+                print(f"{'':38s} rounds for 10 % per layer (2-layer version, batch {BATCH}): "
+                      f"{r['rounds']} ({', '.join(r['status'])}); at full size about "
+                      f"{r['rounds'] * a['time'] / 60:.1f} min")  # fmt: skip
+    print()
+    for label, what, value, target in verdicts:
+        print(f"{label}: {what} {value:.2f}× — target ≤ {target:g}× "
+              f"{'met' if value <= target else 'NOT met'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
