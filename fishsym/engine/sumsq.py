@@ -18,6 +18,9 @@ inputs:
 * ``nn.Embedding``: ``δ_t`` summed into the rows of the tokens each input used, squared;
 * the affine weights of ``nn.LayerNorm``, ``nn.GroupNorm`` and evaluation-mode
   ``nn.BatchNorm1d/2d``: ``Σ_t δ_t ∘ x̂_t`` (weight), ``Σ_t δ_t`` (bias);
+* a layer fed a tensor without the batch axis (a position embedding of ``arange(T)``):
+  its output expanded to the batch in the hooked pass (``δ`` per input), where that
+  leaves ``h`` unchanged;
 * every other parameter (raw parameters, other layers, weights tied or used outside
   their module): a chunked ``vmap(grad)`` of ``ψ_n`` over those parameters alone.
 
@@ -109,6 +112,7 @@ class SquaredGradientSums:
                 self.layers[mname] = module
                 self.owned[mname] = own
         self._aligned = False
+        self.broadcast: set[str] = set()  # layers whose output is expanded to the batch
         self._proved_on = None  # the inputs on which every layer rule was checked
         covered = {name for own in self.owned.values() for name in own.values()}
         self.routes = {
@@ -119,15 +123,18 @@ class SquaredGradientSums:
     def aligned(self, x: Tensor) -> None:
         """Keep the layer rules only for layers whose input and output carry the batch
         axis: run on one input and on two, and require every call's leading size to be
-        the batch size both times (a position embedding fed ``arange(T)`` has no batch
-        axis — its ``δ`` is summed over the inputs — and must take ``vmap(grad)``)."""
+        the batch size both times. A layer whose shapes do not depend on the batch at all
+        (a position embedding fed ``arange(T)``: its ``δ`` would be summed over the
+        inputs) is a *broadcast* layer: its output is expanded to the batch in the hooked
+        pass (``δ`` per input), which is kept only where that leaves ``h`` unchanged
+        (checked with the rules). Any other layer takes ``vmap(grad)``."""
         sizes: dict[str, list] = {m: [] for m in self.layers}
 
         def recorder(mname):
             def hook(module, args, result):
-                lead = [t.shape[0] if isinstance(t, Tensor) and t.dim() else None
-                        for t in (args[0] if args else None, result)]  # fmt: skip
-                sizes[mname][-1].append(lead)
+                shapes = [tuple(t.shape) if isinstance(t, Tensor) else None
+                          for t in (args[0] if args else None, result)]  # fmt: skip
+                sizes[mname][-1].append(shapes)
 
             return hook
 
@@ -141,10 +148,21 @@ class SquaredGradientSums:
         finally:
             for handle in handles:
                 handle.remove()
+        def lead(shape):
+            return shape[0] if shape else None
+
         for mname, (one, two) in sizes.items():
             ok = bool(one) and len(one) == len(two)
-            ok = ok and all(lead == [1, 1] for lead in one) and all(lead == [2, 2] for lead in two)
-            if not ok:
+            batched = ok and all(
+                [lead(a) for a in c1] == [1, 1] and [lead(b) for b in c2] == [2, 2]
+                for c1, c2 in zip(one, two, strict=True)
+            )
+            constant = ok and not batched and all(
+                c1 == c2 and None not in c1 for c1, c2 in zip(one, two, strict=True)
+            )
+            if constant:
+                self.broadcast.add(mname)
+            elif not batched:
                 for name in self.owned[mname].values():
                     self.routes[name] = "vmap(grad)"
         self._aligned = True
@@ -199,7 +217,10 @@ class SquaredGradientSums:
             def recorder(mname):
                 def hook(module, args, result):
                     call = len(inputs[mname])
-                    inputs[mname].append(args[0].detach())
+                    z = args[0].detach()
+                    if mname in self.broadcast:  # the same for every input: per input
+                        z, result = _to_batch(z, n), _to_batch(result, n)
+                    inputs[mname].append(z)
                     result = result + anchor
                     result.register_hook(arrived(mname, call))
                     return result
@@ -212,11 +233,26 @@ class SquaredGradientSums:
                 for n, p in view.params.items()
                 if n in self.names
             }
+            expanded = check and any(m in self.broadcast for m in ruled)
             try:
                 h = view.batch(params, x)
+            except Exception:  # noqa: BLE001 - the user's forward, on an expanded tensor
+                if not expanded:
+                    raise
+                h = None
             finally:
                 for handle in handles:
                     handle.remove()
+            if expanded:
+                with torch.no_grad():
+                    plain = view.batch(None, x)
+                if h is None or not torch.equal(h.detach(), plain):
+                    # the expanded output is not used by broadcasting alone: vmap(grad)
+                    for m in self.broadcast & set(ruled):
+                        for name in self.owned[m].values():
+                            self.routes[name] = "vmap(grad)"
+                    self.broadcast.clear()
+                    raise _Retry()
             psi = (h * cot.to(h.dtype)).sum()
             wrt = [anchor, *params.values()] if check else [anchor]
             grads = torch.autograd.grad(psi, wrt, allow_unused=True)
@@ -308,6 +344,14 @@ class SquaredGradientSums:
 
         g = vmap(grad(psi), in_dims=(None, 0, 0))(free, x, cot.to(view.dtype))
         return {n: g[n].detach().pow(2).sum(0) for n in names}
+
+
+def _to_batch(t: Tensor, n: int) -> Tensor:
+    """A tensor that is the same for every input, with a batch axis of ``n``: its leading
+    axis of size 1 expanded (``[1, T]`` position ids), or a new leading axis."""
+    if t.dim() and t.shape[0] == 1:
+        return t.expand(n, *t.shape[1:])
+    return t.unsqueeze(0).expand(n, *t.shape)
 
 
 class _Retry(Exception):

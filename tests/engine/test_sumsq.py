@@ -135,8 +135,9 @@ def test_what_no_rule_covers_takes_vmap():
 def test_tied_weights_and_output_changing_hooks_take_vmap():
     model = gpt2(vocab=6, width=4, layers=1, heads=2, context=3, tie_embeddings=True)
     ids = torch.randint(0, 6, (4, 3), generator=_gen(0))
-    # the tied embedding; the position embedding is fed arange(T), without a batch axis
-    _check(model, ids, expect_vmap={"wte.weight", "wpe.weight"})
+    # the tied embedding (the position embedding, fed arange(T) without a batch axis, is
+    # a broadcast layer: expanded to the batch, by its rule)
+    _check(model, ids, expect_vmap={"wte.weight"})
     hooked = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
     hooked[0].register_forward_hook(lambda m, a, out: 2 * out)
     x = torch.randn(5, 3, generator=_gen(0), dtype=torch.float64)
@@ -146,8 +147,29 @@ def test_tied_weights_and_output_changing_hooks_take_vmap():
 def test_decoder_attention_projections():
     model = gpt2(vocab=9, width=8, layers=2, heads=2, context=5)
     ids = torch.randint(0, 9, (4, 5), generator=_gen(0))
-    engine = _check(model, ids, expect_vmap={"wpe.weight"})
+    engine = _check(model, ids)
     assert engine.routes["blocks.0.attn.qkv.weight"] == "layer rule"
+    assert engine.broadcast == {"wpe"}
+
+
+class PositionsReduced(nn.Module):
+    """A position embedding whose output is reduced over its first axis: expanding it to
+    the batch would change h, so it must take vmap(grad)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pe = nn.Embedding(4, 3)
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x):
+        p = self.pe(torch.arange(4))
+        return self.lin(torch.tanh(x + p.mean(0)))
+
+
+def test_broadcast_layers_are_expanded_only_where_h_stays_the_same():
+    x = torch.randn(5, 3, generator=_gen(0), dtype=torch.float64)
+    engine = _check(PositionsReduced(), x, expect_vmap={"pe.weight"})
+    assert not engine.broadcast
 
 
 def test_against_backpack_batchgrad():
