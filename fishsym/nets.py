@@ -8,6 +8,11 @@ parameter of the categorical head).
 pre-LayerNorm blocks of causal multi-head self-attention and a GELU MLP, a final
 LayerNorm and a linear head): token ids ``[n, T]`` → logits ``[n, T, V]``, one categorical
 per position (docs/theory.md §11).
+
+``resnet18()`` is torchvision's ResNet-18 (the same modules, names and shapes, so its
+``state_dict`` loads into torchvision's and back; 11,181,642 parameters for 10 classes),
+written out here because torchvision's wheels are tied to one torch build each and
+fishsym's range of torch is wider; random init from an explicit generator.
 """
 
 from __future__ import annotations
@@ -171,6 +176,84 @@ def gpt2(vocab: int = 1000, width: int = 64, layers: int = 2, heads: int = 4,
             else:
                 std = 0.02 / math.sqrt(2 * layers) if name.endswith(("proj.weight", "mlp.2.weight")) else 0.02
                 p.normal_(0.0, std, generator=gen)
+    return model
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3×3 convolutions with batch norms and a shortcut (a strided
+    1×1 convolution with a batch norm where the shape changes), as in torchvision."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """torchvision's ``ResNet`` with basic blocks: a 7×7 stride-2 stem, 3×3 max pooling,
+    four stages (64, 128, 256, 512 channels), global average pooling and a linear head."""
+
+    def __init__(self, blocks: Sequence[int] = (2, 2, 2, 2), num_classes: int = 1000):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        inplanes = 64
+        for i, (planes, count) in enumerate(zip((64, 128, 256, 512), blocks, strict=True)):
+            stride = 1 if i == 0 else 2
+            stage = [BasicBlock(inplanes, planes, stride)]
+            stage += [BasicBlock(planes, planes) for _ in range(count - 1)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
+            inplanes = planes
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet18(num_classes: int = 10, generator: torch.Generator | None = None) -> ResNet:
+    """ResNet-18 in torchvision's layout, initialised as torchvision does (Kaiming-normal
+    convolutions, fan-out; unit batch-norm weights, zero biases; the head uniform in
+    ``±1/√512``), from ``generator`` (a fresh one seeded 0 when omitted). Put it in
+    evaluation mode (``.eval()``) for fishsym: training-mode batch norms are refused."""
+    from fishsym.errors import InvalidArgumentError
+
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise InvalidArgumentError(f"num_classes must be a positive integer; got {num_classes!r}")
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    model = ResNet((2, 2, 2, 2), num_classes)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+                m.weight.normal_(0.0, math.sqrt(2.0 / fan_out), generator=gen)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+            elif isinstance(m, nn.Linear):
+                bound = 1 / math.sqrt(m.in_features)
+                m.weight.uniform_(-bound, bound, generator=gen)
+                m.bias.uniform_(-bound, bound, generator=gen)
     return model
 
 

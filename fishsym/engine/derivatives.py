@@ -109,7 +109,8 @@ class DenseDerivatives(ParamDerivatives):
 
 @dataclass
 class LinearDerivatives(ParamDerivatives):
-    """A Linear weight ``W[a, b]``: ``u = jac[n, :, a]·z[n, b]`` and ``w = hess_diag[n, :, a]·
+    """A Linear weight ``W[a, b]`` (or a convolution's ``[O, C, k…]`` on one output pixel,
+    ``b`` its unfolded patch): ``u = jac[n, :, a]·z[n, b]`` and ``w = hess_diag[n, :, a]·
     z[n, b]²`` with ``z = scale`` the layer input ``[n, b]`` (docs/theory.md §7). Its sums over
     inputs are matrix products ``Fᵀ Z²`` and ``[Q | R | …]ᵀ Z⁴``: no per-parameter-per-input
     tensor unless ``per_sample``."""
@@ -139,7 +140,10 @@ class LinearDerivatives(ParamDerivatives):
         if per_sample:
             for names, z in groups:
                 for q in names:
-                    store[q][rows] = moments[q][:, :, None] * z[:, None, :]
+                    n = moments[q].shape[0]
+                    store[q][rows].view(n, *moments[q].shape[1:], -1)[:] = (
+                        moments[q][:, :, None] * z[:, None, :]
+                    )
             return
         # every quantity of one power in one matrix product [K·a, n] @ [n, b]
         for names, z in groups:
@@ -149,7 +153,7 @@ class LinearDerivatives(ParamDerivatives):
             stacked = torch.stack([moments[q] for q in names], dim=1).reshape(n, -1)
             sums = (stacked.T @ z).reshape(len(names), a, -1)
             for q, total in zip(names, sums, strict=True):
-                store[q] += total
+                store[q].view(total.shape).add_(total)  # a convolution's [O, C, k…] too
 
 
 __all__ = ["POWER2", "DenseDerivatives", "LinearDerivatives", "ParamDerivatives"]

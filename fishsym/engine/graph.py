@@ -28,9 +28,12 @@ call, attention in its math form). The graph decides, **per parameter tensor**, 
   products of activations): exact per entry by the generic path's second-order passes
   (:class:`~fishsym.engine.generic.GenericModel`), whose cost is stated up front.
 
-``u_i = ∂h/∂θ_i`` for **all** parameters comes from ``d`` reverse passes per input
-(``vmap(jacrev)``), whatever the architecture. Inputs are processed in chunks whose
-Jacobians fit the memory budget.
+``u_i = ∂h/∂θ_i`` comes layer by layer (:mod:`fishsym.engine.layerwise`, docs/theory.md
+§12: one batched backward pass of the ``d`` unit cotangents, each layer's block of ``u``
+from its input and output gradient, checked on every chunk of inputs) for the parameters
+of Linear, convolution, embedding and normalisation layers whose ``w`` is a structural zero
+or not asked for; every other parameter's ``u`` from ``d`` reverse passes per input
+(``vmap(jacrev)``). Inputs are processed in chunks whose Jacobians fit the memory budget.
 
 The trace follows the operations the model ran on the first input; a model whose Python
 control flow depends on input *values* is outside what the proof covers (say so with
@@ -54,6 +57,7 @@ from fishsym.common import ModelView, cast_inputs, math_attention
 from fishsym.engine import activations as _act
 from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
 from fishsym.engine.generic import GenericModel, GenericPathWarning
+from fishsym.engine.layerwise import LAYER_RULE, PER_INPUT_JACOBIAN, LayerJacobians
 from fishsym.errors import ShapeError, UnsupportedModelError
 
 aten = torch.ops.aten
@@ -578,6 +582,7 @@ class GraphModel:
         self._generic: GenericModel | None = None
         self._warned = False
         self.budget = 256 * 2**20
+        self.layerwise: LayerJacobians | None = None
 
     # ------------------------------------------------------------------ analysis
     def analyse(self, x: Tensor) -> GraphAnalysis:
@@ -648,8 +653,38 @@ class GraphModel:
 
     # ------------------------------------------------------------------ engine protocol
     def prepare(self, x: Tensor) -> None:
-        """Trace and classify the parameters on the first input of ``x``."""
-        self.analyse(x)
+        """Trace and classify the parameters on the first input of ``x``, and find the
+        layers whose ``u`` comes layer by layer."""
+        analysis = self.analyse(x)
+        factorised = self._factorised()
+        eligible = [
+            n
+            for n in self.names
+            if n not in factorised
+            and (not self.second_order or analysis.routes[n] == STRUCTURAL_ZERO)
+        ]
+        if eligible and self.layerwise is None:
+            layerwise = LayerJacobians(self.view, eligible)
+            if layerwise.ruled():
+                layerwise.per_input_numbers(cast_inputs(x[:1], self.dtype, self.view.device))
+            if layerwise.ruled():
+                self.layerwise = layerwise
+
+    @property
+    def jacobian_routes(self) -> dict[str, str]:
+        """``{name: how u is formed}``: ``"layer rule"``, ``"per-input Jacobian"``, or
+        ``"factorised Linear"`` (the reverse passes of the curvature sources)."""
+        factorised = self._factorised() if self.analysis is not None else set()
+        lw = self.layerwise.routes if self.layerwise is not None else {}
+        return {
+            n: "factorised Linear" if n in factorised else lw.get(n, PER_INPUT_JACOBIAN)
+            for n in self.names
+        }
+
+    def _on_rule(self) -> set[str]:
+        if self.layerwise is None:
+            return set()
+        return {n for n, r in self.layerwise.routes.items() if r == LAYER_RULE}
 
     def default_chunk(self, dtype: torch.dtype, budget: int, d: int = 1) -> int:
         """Inputs per step: the per-parameter Jacobians (``d × P`` each, a few copies; the
@@ -658,13 +693,17 @@ class GraphModel:
         self.budget = budget
         itemsize = torch.finfo(dtype).bits // 8
         factorised = self._factorised() if self.analysis is not None else set()
-        dense = sum(p.numel() for n, p in self.params.items() if n not in factorised)
+        skip = factorised | self._on_rule()
+        dense = sum(p.numel() for n, p in self.params.items() if n not in skip)
         layers = self.analysis.linear if self.analysis is not None else []
         per_layer = sum(
             3 * max(1, d) * lay.node.meta["val"].numel() + self.params[lay.weight].shape[1]
             for lay in layers
         )
         per_input = (4 * max(1, d) * dense + per_layer + 1) * itemsize
+        if self.layerwise is not None:
+            # each ruled layer's z and δ for the d cotangents, a few copies (pieces, proof)
+            per_input += 4 * max(1, d) * self.layerwise.per_input_numbers(None) * itemsize
         if self.analysis is not None and self.analysis.sources:
             # the curvature-source passes carry SOURCE_CHUNK cotangents per input at a time
             per_input += SOURCE_CHUNK * 2 * _largest_activation(self.analysis.graph) * itemsize
@@ -680,9 +719,20 @@ class GraphModel:
             return self.view.outputs(cast_inputs(x, self.dtype, self.view.device))
 
     def batches(self, x: Tensor, d: int):
-        """``h`` ``[n, c]`` and an iterator with one list of blocks (every parameter)."""
-        self.analyse(x)
-        return self.output(x), iter([self.blocks(x, d)])
+        """``h`` ``[n, c]`` and an iterator of lists of blocks: the layer-rule blocks
+        (one list per layer block), then one list with every other parameter."""
+        self.prepare(x)
+        return self.output(x), self._lists(x, d)
+
+    def _lists(self, x: Tensor, d: int):
+        if self.layerwise is not None:
+            xs = cast_inputs(x, self.dtype, self.view.device)
+            # a layer that fails its check moves to the per-input Jacobian before any
+            # block is yielded, so the last list below covers it
+            yield from self.layerwise.blocks(xs, d, max(2**20, self.budget // 8))
+        rest = self.blocks(x, d, skip=self._on_rule())
+        if rest:
+            yield rest
 
     def _factorised(self) -> set[str]:
         """Parameters of the factorised Linear layers (their ``u`` never goes through a
@@ -709,12 +759,13 @@ class GraphModel:
             for name in names
         }
 
-    def blocks(self, x: Tensor, d: int) -> list[ParamDerivatives]:
+    def blocks(self, x: Tensor, d: int, skip=frozenset()) -> list[ParamDerivatives]:
         """One block per parameter (per entry chunk of a second-order parameter; one
-        factorised block per Linear layer weight, as on the structured path)."""
+        factorised block per Linear layer weight, as on the structured path), except the
+        parameters ``skip`` (those whose ``u`` comes layer by layer)."""
         analysis = self.analyse(x)
         factorised = self._factorised()
-        jac = self.jacobians(x, [n for n in self.names if n not in factorised])
+        jac = self.jacobians(x, [n for n in self.names if n not in factorised | skip])
         hess, layers = self.second_pass(x, d)
         out: list[ParamDerivatives] = []
         second = sum(
@@ -725,7 +776,7 @@ class GraphModel:
         done = 0
         clock = time.perf_counter()
         for name in self.names:
-            if name in factorised:
+            if name in factorised or name in skip:
                 continue
             shape = self.params[name].shape
             route = analysis.routes[name]

@@ -128,41 +128,11 @@ class SquaredGradientSums:
         inputs) is a *broadcast* layer: its output is expanded to the batch in the hooked
         pass (``δ`` per input), which is kept only where that leaves ``h`` unchanged
         (checked with the rules). Any other layer takes ``vmap(grad)``."""
-        sizes: dict[str, list] = {m: [] for m in self.layers}
-
-        def recorder(mname):
-            def hook(module, args, result):
-                shapes = [tuple(t.shape) if isinstance(t, Tensor) else None
-                          for t in (args[0] if args else None, result)]  # fmt: skip
-                sizes[mname][-1].append(shapes)
-
-            return hook
-
-        handles = [m.register_forward_hook(recorder(name)) for name, m in self.layers.items()]
-        try:
-            for batch in (x[:1], torch.cat([x[:1], x[:1]])):
-                for calls in sizes.values():
-                    calls.append([])
-                with torch.no_grad():
-                    self.view.batch(None, batch)
-        finally:
-            for handle in handles:
-                handle.remove()
-        def lead(shape):
-            return shape[0] if shape else None
-
-        for mname, (one, two) in sizes.items():
-            ok = bool(one) and len(one) == len(two)
-            batched = ok and all(
-                [lead(a) for a in c1] == [1, 1] and [lead(b) for b in c2] == [2, 2]
-                for c1, c2 in zip(one, two, strict=True)
-            )
-            constant = ok and not batched and all(
-                c1 == c2 and None not in c1 for c1, c2 in zip(one, two, strict=True)
-            )
-            if constant:
+        batched, constant = batch_axis_layers(self.view, self.layers, x)
+        for mname in self.layers:
+            if mname in constant:
                 self.broadcast.add(mname)
-            elif not batched:
+            elif mname not in batched:
                 for name in self.owned[mname].values():
                     self.routes[name] = "vmap(grad)"
         self._aligned = True
@@ -344,6 +314,49 @@ class SquaredGradientSums:
 
         g = vmap(grad(psi), in_dims=(None, 0, 0))(free, x, cot.to(view.dtype))
         return {n: g[n].detach().pow(2).sum(0) for n in names}
+
+
+def batch_axis_layers(view, layers: dict[str, nn.Module], x: Tensor) -> tuple[set, set]:
+    """The layers (of ``{name: module}``) whose every call's input and output lead with the
+    batch axis, and those whose calls do not depend on the batch at all (a position
+    embedding fed ``arange(T)``): the model run on one input and on two, each call's
+    leading sizes compared (a size that merely equals the batch size is not mistaken for
+    it)."""
+    sizes: dict[str, list] = {m: [] for m in layers}
+
+    def recorder(mname):
+        def hook(module, args, result):
+            shapes = [tuple(t.shape) if isinstance(t, Tensor) else None
+                      for t in (args[0] if args else None, result)]  # fmt: skip
+            sizes[mname][-1].append(shapes)
+
+        return hook
+
+    handles = [m.register_forward_hook(recorder(name)) for name, m in layers.items()]
+    try:
+        for batch in (x[:1], torch.cat([x[:1], x[:1]])):
+            for calls in sizes.values():
+                calls.append([])
+            with torch.no_grad():
+                view.batch(None, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    def lead(shape):
+        return shape[0] if shape else None
+
+    batched, constant = set(), set()
+    for mname, (one, two) in sizes.items():
+        ok = bool(one) and len(one) == len(two)
+        if ok and all(
+            [lead(a) for a in c1] == [1, 1] and [lead(b) for b in c2] == [2, 2]
+            for c1, c2 in zip(one, two, strict=True)
+        ):
+            batched.add(mname)
+        elif ok and all(c1 == c2 and None not in c1 for c1, c2 in zip(one, two, strict=True)):
+            constant.add(mname)
+    return batched, constant
 
 
 def _to_batch(t: Tensor, n: int) -> Tensor:
