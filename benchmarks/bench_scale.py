@@ -22,6 +22,19 @@ warm-up):
     (median entry, 95 %) on a 2-layer version of the same shape, extrapolated from
     ``PROBE_ROUNDS`` rounds by the ``1/√rounds`` law, and what that costs at full size.
 
+(c) ResNet-18 (``fishsym.nets.resnet18``, torchvision's layout and init, evaluation mode,
+    10 classes; the bundled digits padded to 32×32 and repeated over 3 channels), exact
+    Fisher and ``V₁`` (``fisher_variances``, ``bounds=False``; ``V₂`` proven a structural
+    zero by the graph, nothing computed for it) over ``RESNET_INPUTS`` inputs, against the
+    per-input Jacobian floor (``vmap(jacrev)`` of the whole model, chunks of 8 — measured
+    on ``RESNET_FLOOR_INPUTS`` inputs and scaled by the inputs: its work is per input) —
+    target ≤ 1×; and against BackPACK ``DiagGGNExact`` (the Fisher alone, one label per
+    input) with its graph converter, where it runs;
+(d) the ReLU CNN of (a), the Fisher and ``V₁`` alone, 64 digits, against BackPACK
+    ``BatchDiagGGNExact`` — target ≤ 0.5× (row (g) of ``bench_architectures``);
+(e) MNIST-4L, the Fisher and ``V₁`` alone, 256 digits, against BackPACK ``DiagGGNExact`` —
+    target ≤ 1.5× (row (g) of ``bench_architectures``).
+
 BackPACK is a benchmark-only extra (``pip install --no-deps backpack-for-pytorch einops
 unfoldNd``); without it those rows say so.
 """
@@ -44,7 +57,16 @@ ROWS = [
      "DiagGGNMC (1 sample)"),
     ("(b) GPT-2-small shape, batch 4 x 128", "b_round", "b_train", 3.0, 2.0,
      "training step"),
+    ("(c) ResNet-18, Fisher+V1, 256", "c_fishsym", "c_floor", 1.0, None,
+     "vmap(jacrev) floor"),
+    ("(c) ResNet-18, Fisher+V1, 256", "c_fishsym", "c_backpack", None, None,
+     "DiagGGNExact (Fisher only)"),
+    ("(d) ReLU CNN, Fisher+V1 only, 64", "arch:a_lean", "arch:a_backpack", 0.5, None,
+     "BatchDiagGGNExact"),
+    ("(e) MNIST-4L, Fisher+V1 only, 256", "arch:f_lean", "arch:f_backpack", 1.5, None,
+     "DiagGGNExact"),
 ]  # fmt: skip
+RESNET_INPUTS, RESNET_FLOOR_INPUTS = 256, 32
 
 #: rounds run on the 2-layer version before extrapolating the rounds needed for 10 %
 PROBE_ROUNDS = 16
@@ -77,6 +99,79 @@ def _time_round(model, x, repeats: int) -> dict:
     return out
 
 
+def _cifar_shaped(n: int):
+    """``n`` bundled digits as CIFAR-shaped inputs: padded to 32×32, 3 channels."""
+    import torch
+
+    from fishsym.data import mnist_tensors
+
+    x, _, _, _ = mnist_tensors(n_train=n, n_test=0)
+    x = torch.nn.functional.pad(x.reshape(-1, 1, 28, 28), (2, 2, 2, 2))
+    return x.expand(-1, 3, -1, -1).contiguous()
+
+
+def _resnet_case(case: str, repeats: int) -> dict:
+    import torch
+
+    from fishsym import nets
+
+    model = nets.resnet18(10, generator=torch.Generator().manual_seed(0)).eval()
+    x = _cifar_shaped(RESNET_INPUTS)
+    if case == "c_fishsym":
+        import fishsym
+
+        def run(xs=x):
+            return fishsym.fisher_variances(
+                model, xs, "categorical", dtype=torch.float32, bounds=False, progress=False
+            )
+
+        res = run(x[:2])
+        out = _measure(run, repeats)
+        out["routes"] = sorted(set(res.var2_routes.values()))
+        return out
+    if case == "c_floor":
+        from torch.func import functional_call, jacrev, vmap
+
+        params = {k: v.detach() for k, v in model.named_parameters()}
+        buffers = dict(model.named_buffers())
+
+        def single(p, xi):
+            return functional_call(model, (p, buffers), (xi.unsqueeze(0),))[0]
+
+        jac = vmap(jacrev(single), in_dims=(None, 0))
+        xs = x[:RESNET_FLOOR_INPUTS]
+
+        def run():
+            for start in range(0, xs.shape[0], 8):
+                jac(params, xs[start : start + 8])
+
+        jac(params, x[:2])
+        out = _measure(run, repeats)
+        scale = RESNET_INPUTS / RESNET_FLOOR_INPUTS
+        out["time"] *= scale
+        out["note"] = f"measured on {RESNET_FLOOR_INPUTS} inputs, ×{scale:g}"
+        return out
+    # BackPACK's DiagGGNExact through its graph converter (residual additions)
+    from backpack import backpack, extend
+    from backpack.extensions import DiagGGNExact
+
+    model = extend(model, use_converter=True)
+    loss_fn = extend(torch.nn.CrossEntropyLoss(reduction="sum"))
+    with torch.no_grad():
+        labels = model(x).argmax(1)
+
+    def run(xs=x, ys=labels):
+        for p in model.parameters():
+            p.grad = None
+        loss = loss_fn(model(xs), ys)
+        with backpack(DiagGGNExact()):
+            loss.backward()
+        return [p.diag_ggn_exact for p in model.parameters()]
+
+    run(x[:2], labels[:2])
+    return _measure(run, repeats)
+
+
 def _child(spec: dict) -> dict:
     import torch
 
@@ -87,6 +182,12 @@ def _child(spec: dict) -> dict:
     warnings.filterwarnings("ignore")
     case = spec["case"]
     torch.manual_seed(0)
+    if case.startswith("arch:"):  # a row of bench_architectures, run here
+        import bench_architectures
+
+        return bench_architectures._child({**spec, "case": case[len("arch:") :]})
+    if case.startswith("c_"):
+        return _resnet_case(case, spec["repeats"])
     if case.startswith("a_"):
         x_all, _, _, _ = mnist_tensors(n_train=256, n_test=0)
         if "_mlp_" in case:
@@ -152,8 +253,8 @@ def _child(spec: dict) -> dict:
 
 def _spawn(spec: dict) -> dict | None:
     env = dict(os.environ, OMP_WAIT_POLICY=OMP_WAIT_POLICY)
-    if not spec["case"].startswith("b_"):
-        # (b) keeps glibc's own threshold: at GPT-2 size a fixed one makes every block a
+    if not spec["case"].startswith(("b_", "c_")):
+        # (b) and (c) keep glibc's own threshold: at their size a fixed one makes every block a
         # fresh mapping, and first-touch page faults (on a VM: most of the system time)
         # swamp both sides
         env["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD)
@@ -161,7 +262,7 @@ def _spawn(spec: dict) -> dict | None:
 
 
 def main() -> None:
-    args = parent_args(__doc__, "a,b", _child, "float32")
+    args = parent_args(__doc__, "a,b,c,d,e", _child, "float32")
     if args is None:
         return
     wanted = set(args.cases.split(","))
@@ -172,11 +273,14 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     verdicts = []
+    done: dict[str, dict | None] = {}  # a fishsym case measured once for several baselines
     for label, mine, theirs, t_target, m_target, name in ROWS:
         if label[1] not in wanted:
             continue
         base = {"threads": args.threads, "repeats": args.repeats}
-        a, b = _spawn({**base, "case": mine}), _spawn({**base, "case": theirs})
+        if mine not in done:
+            done[mine] = _spawn({**base, "case": mine})
+        a, b = done[mine], _spawn({**base, "case": theirs})
         ok_a, ok_b = a is not None and "error" not in a, b is not None and "error" not in b
 
         def fmt(r, ok):
@@ -190,6 +294,8 @@ def main() -> None:
         m_tgt = f"≤ {m_target:g}" if m_target else "-"
         routes = ", ".join(a.get("routes", [])) if ok_a else a.get("error", "")
         note = name if ok_b else f"{name}: {b.get('error', '')}"
+        if ok_b and b.get("note"):
+            note += f" ({b['note']})"
         print(f"{label:38s} {fmt(a, ok_a)} {fmt(b, ok_b)} {ratio:>6.2f} {t_tgt:>7s} "
               f"{mem:>6.2f} {m_tgt:>6s}  {note} / {routes}")  # fmt: skip
         if t_target and ok_a and ok_b:

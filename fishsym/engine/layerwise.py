@@ -18,11 +18,12 @@ at its output, one layer (and one block of its rows) at a time:
   matrix products, nothing per entry and input); over positions ``u = Σ_t δ_{ct} z_tᵀ`` is
   formed in blocks of output rows within the memory budget.
 
-**Checked on every chunk of inputs.** The same backward pass gives the batch gradient of
-every ``Σ_n h_{nc}``; a layer's rule is used only where ``Σ_n u_n`` equals it to rounding
-(``PROOF_ULPS`` of the sizes summed), on these inputs. A parameter that also enters ``h``
-outside its layer (tied, reused, read by a hook) fails the check and takes the per-input
-Jacobian (``vmap(jacrev)``) from then on, as does every parameter without a rule.
+**Checked on every chunk of inputs.** One more backward pass gives the batch gradient of
+``Σ_n rᵀh_n`` for a fixed random mix ``r`` of the cotangents; a layer's rule is used only
+where ``Σ_n u_nᵀr`` equals it to rounding (``PROOF_ULPS`` of the sizes summed), on these
+inputs. A parameter that also enters ``h`` outside its layer (tied, reused, read by a
+hook) fails the check and takes the per-input Jacobian (``vmap(jacrev)``) from then
+on, as does every parameter without a rule.
 """
 
 from __future__ import annotations
@@ -34,11 +35,20 @@ import torch
 from torch import Tensor, nn
 
 from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
-from fishsym.engine.sumsq import PROOF_ULPS, _pieces, _rule_applies, batch_axis_layers
+from fishsym.engine.sumsq import (
+    PROOF_ULPS,
+    _rule_applies,
+    batch_axis_layers,
+    delta_pieces,
+    input_pieces,
+)
 
 #: the route of ``u`` for parameters with a layer rule, and for the rest
 LAYER_RULE = "layer rule"
 PER_INPUT_JACOBIAN = "per-input Jacobian"
+#: the seed of the fixed random mix of the cotangents that the check uses (a private
+#: generator: no global random state)
+MIX_SEED = 20240612
 
 
 class LayerJacobians:
@@ -69,7 +79,7 @@ class LayerJacobians:
         self.routes = {
             name: LAYER_RULE if name in covered else PER_INPUT_JACOBIAN for name in names
         }
-        self._sizes: int | None = None
+        self._sizes: tuple | None = None
 
     # ------------------------------------------------------------------ memory
     def ruled(self) -> list[str]:
@@ -79,10 +89,11 @@ class LayerJacobians:
             if any(self.routes[p] == LAYER_RULE for p in self.owned[m].values())
         ]  # fmt: skip
 
-    def per_input_numbers(self, x: Tensor) -> int:
-        """Numbers held per input and cotangent: every ruled layer's input and output (for
-        its ``z`` and ``δ``; a convolution's input counted unfolded), measured once on one
-        input."""
+    def per_input_bytes(self, x: Tensor | None, d: int = 1, itemsize: int = 8) -> int:
+        """Working memory per input: every ruled layer's output gradient for the ``d``
+        cotangents (``δ`` and its pieces, three copies) and its input (``z``, a
+        convolution's unfolded, two copies), the sizes measured once on one input of
+        ``x`` (``None`` after that)."""
         if self._sizes is None:
             # only layers whose calls lead with the batch axis keep their rule (a position
             # embedding fed arange(T) takes the per-input Jacobian)
@@ -91,12 +102,13 @@ class LayerJacobians:
                 if m not in batched:
                     for p in self.owned[m].values():
                         self.routes[p] = PER_INPUT_JACOBIAN
-            sizes = [0]
+            sizes = [0, 0]
 
             def hook(module, args, result):
                 conv = isinstance(module, nn.Conv1d | nn.Conv2d)
                 k = math.prod(module.kernel_size) if conv else 1
-                sizes[0] += result.numel() + args[0].numel() * k
+                sizes[0] += result.numel()
+                sizes[1] += args[0].numel() * k
 
             handles = [self.layers[m].register_forward_hook(hook) for m in self.ruled()]
             try:
@@ -105,8 +117,9 @@ class LayerJacobians:
             finally:
                 for handle in handles:
                     handle.remove()
-            self._sizes = sizes[0]
-        return self._sizes
+            self._sizes = tuple(sizes)
+        outputs, inputs = self._sizes
+        return (3 * max(1, d) * outputs + 2 * inputs) * itemsize
 
     # ------------------------------------------------------------------ the blocks
     def blocks(self, x: Tensor, d: int, budget: int) -> Iterator[list[ParamDerivatives]]:
@@ -118,23 +131,39 @@ class LayerJacobians:
             layers = self.ruled()
             if not layers:
                 return
-            calls, batch_grads, n = self._backward(x, d, layers)
+            calls, batch_grads, mix, n = self._backward(x, d, layers)
             failed = False
             pieces = {}
             for m in layers:
-                pieces[m] = self._layer_pieces(m, calls[m], n, d)
-                if not self._prove(m, pieces[m], batch_grads, n):
+                pieces[m] = self._layer_pieces(m, calls[m], n, d, mix)
+                if not self._prove(m, pieces[m], batch_grads):
                     failed = True
             if not failed:
                 break
         del batch_grads
+        # blocks side by side in one list up to the budget: one kernel call for many small
+        # layers (the variance layer concatenates a list's u)
+        bundle, held = [], 0
         for m in layers:
-            yield from self._layer_blocks(m, pieces.pop(m), n, d, budget)
+            for blocks in self._layer_blocks(m, pieces.pop(m), n, d, budget):
+                size = sum(pd.jac.numel() * pd.jac.element_size() for pd in blocks)
+                if bundle and held + size > budget:
+                    yield bundle
+                    bundle, held = [], 0
+                bundle += blocks
+                held += size
+        if bundle:
+            yield bundle
 
     def _backward(self, x: Tensor, d: int, layers: list[str]):
-        """One forward pass with the layers' inputs and outputs recorded, and one batched
-        backward pass of the ``d`` unit cotangents: ``{layer: [(z, δ [d, n, …]), …]}`` and
-        the batch gradients ``{name: [d, *shape]}`` of the ruled parameters."""
+        """The ``δ`` of every ruled layer for the ``d`` unit cotangents, and the batch
+        gradients the check compares with: one forward pass with the layers' inputs and
+        outputs recorded, one backward pass of ``Σ_n rᵀh_n`` for a fixed random mix ``r``
+        of the cotangents to the ruled parameters (``{name: gradient}``: a rule that
+        misses a use of its parameter differs there for every ``r`` but a set of measure
+        zero), and one batched backward pass of the ``d`` unit cotangents to the recorded
+        outputs (``{layer: [(z, δ [d, n, …]), …]}``). (Replicating the inputs ``d`` times
+        for a plain backward pass instead was measured slower: ``d`` forward passes.)"""
         view = self.view
         n = x.shape[0]
         records: dict[str, list] = {m: [] for m in layers}
@@ -159,16 +188,23 @@ class LayerJacobians:
             for handle in handles:
                 handle.remove()
         outs = [out for m in layers for _, out in records[m]]
-        wrt = [*outs, *params.values()]
-        eye = torch.eye(d, dtype=h.dtype, device=h.device)
-        cot = eye[:, None, :].expand(d, n, d)
+        mix = torch.randn(d, generator=torch.Generator().manual_seed(MIX_SEED), dtype=h.dtype)
+        mix = mix.to(h.device)
+        batch = torch.autograd.grad(
+            h, list(params.values()), grad_outputs=mix.expand(n, d), retain_graph=True,
+            allow_unused=True,
+        )  # fmt: skip
+        batch_grads = {
+            p: None if g is None else g.detach() for p, g in zip(params, batch, strict=True)
+        }
+        cot = torch.eye(d, dtype=h.dtype, device=h.device)[:, None, :].expand(d, n, d)
         try:
             grads = torch.autograd.grad(
-                h, wrt, grad_outputs=cot, is_grads_batched=True, allow_unused=True
+                h, outs, grad_outputs=cot, is_grads_batched=True, allow_unused=True
             )
         except RuntimeError:  # an operation without a batching rule: one pass per cotangent
             per = [
-                torch.autograd.grad(h, wrt, grad_outputs=cot[c], retain_graph=c < d - 1,
+                torch.autograd.grad(h, outs, grad_outputs=cot[c], retain_graph=c < d - 1,
                                     allow_unused=True)
                 for c in range(d)
             ]  # fmt: skip
@@ -176,8 +212,7 @@ class LayerJacobians:
                 None if parts[0] is None else torch.stack(parts)
                 for parts in zip(*per, strict=True)
             ]
-        grads = [None if g is None else g.detach() for g in grads]
-        deltas = iter(grads[: len(outs)])
+        deltas = iter(grads)
         calls = {}
         for m in layers:
             calls[m] = []
@@ -185,13 +220,14 @@ class LayerJacobians:
                 delta = next(deltas)
                 if delta is None:  # the output did not reach h
                     delta = torch.zeros((d, *out.shape), dtype=out.dtype, device=out.device)
-                calls[m].append((z, delta))
-        batch_grads = dict(zip(params, grads[len(outs) :], strict=True))
-        return calls, batch_grads, n
+                calls[m].append((z, delta.detach()))
+        return calls, batch_grads, mix, n
 
-    def _layer_pieces(self, mname: str, calls: list, n: int, d: int) -> dict[str, tuple]:
-        """``{attr: (kind, left [n, d, T, o], right)}`` of a layer, its calls' positions
-        side by side (the kinds of :func:`fishsym.engine.sumsq._pieces`)."""
+    def _layer_pieces(self, mname: str, calls: list, n: int, d: int, mix: Tensor) -> dict:
+        """``{attr: (kind, left [n, d, T, o], right, mixed, scale)}`` of a layer, its calls'
+        positions side by side (the kinds of :func:`fishsym.engine.sumsq._pieces`);
+        ``mixed`` and ``scale`` the left side for ``Σ_c r_c δ_c`` and ``Σ_c |r_c||δ_c|``
+        (``[n, T, o]``, for the check)."""
         module = self.layers[mname]
         prefix = f"{mname}." if mname else ""
         stats = tuple(self.view.constants.get(prefix + b) for b in ("running_mean", "running_var"))
@@ -199,13 +235,20 @@ class LayerJacobians:
         out = {}
         per_call = []
         for z, delta in calls:
-            classes = [_pieces(module, z, delta[c], stats) for c in range(d)]
+            rights = input_pieces(module, z, stats)
+            # the d cotangents as d·n rows of one δ, then [n, d, T, …]
+            lefts = delta_pieces(module, delta.reshape(d * n, *delta.shape[2:]), d * n, rights)
+            # for the check: δ mixed by r, and its scale Σ_c |r_c||δ_c|
+            mixed = delta_pieces(module, torch.tensordot(mix, delta, 1), n, rights)
+            scale = delta_pieces(module, torch.tensordot(mix.abs(), delta.abs(), 1), n, rights)
             per_call.append(
                 {
                     attr: (
-                        classes[0][attr][0],
-                        torch.stack([q[attr][1] for q in classes], 1),
-                        classes[0][attr][2],
+                        rights[attr][0],
+                        lefts[attr].reshape(d, n, *lefts[attr].shape[1:]).transpose(0, 1),
+                        rights[attr][1],
+                        mixed[attr],
+                        scale[attr],
                     )
                     for attr in own
                 }
@@ -215,15 +258,19 @@ class LayerJacobians:
             if not parts:
                 out[attr] = None
                 continue
+            if len(parts) == 1:  # one call: nothing to put side by side
+                out[attr] = parts[0]
+                continue
             left = torch.cat([q[1] for q in parts], 2)
             right = None if parts[0][2] is None else torch.cat([q[2] for q in parts], 1)
-            out[attr] = (parts[0][0], left, right)
+            check = tuple(torch.cat([q[k] for q in parts], 1) for k in (3, 4))
+            out[attr] = (parts[0][0], left, right, *check)
         return out
 
-    def _prove(self, mname: str, pieces: dict, batch_grads: dict, n: int) -> bool:
-        """Whether ``Σ_n u_n`` of each of the layer's parameters equals the batch gradient
-        (per cotangent) to rounding; a parameter that fails moves to the per-input
-        Jacobian."""
+    def _prove(self, mname: str, pieces: dict, batch_grads: dict) -> bool:
+        """Whether ``Σ_n u_nᵀr`` of each of the layer's parameters equals the batch
+        gradient of ``Σ_n rᵀh_n`` to rounding; a parameter that fails moves to the
+        per-input Jacobian."""
         module = self.layers[mname]
         ok = True
         for attr, piece in pieces.items():
@@ -256,7 +303,7 @@ class LayerJacobians:
                 yield [DenseDerivatives(name, shape, torch.zeros(n, d, shape.numel(),
                        dtype=self.view.dtype, device=self.view.device), None)]  # fmt: skip
                 continue
-            kind, left, right = piece
+            kind, left, right = piece[:3]
             if kind == "outer" and left.shape[2] == 1:
                 # one position: the outer-product form, u = δ_c z_b (docs/theory.md §7)
                 yield [LinearDerivatives(name, shape, left[:, :, 0, :], None, right[:, 0, :])]
@@ -276,27 +323,25 @@ class LayerJacobians:
 
 
 def _summed(piece: tuple, shape: torch.Size) -> tuple[Tensor, Tensor]:
-    """``Σ_n u_n`` per cotangent ``[d, *flat]`` of a layer's piece, and the sum of the
+    """``Σ_n u_nᵀr`` of a layer's piece (flattened like the parameter), and the sum of the
     absolute values of the products it adds (its rounding scale)."""
-    kind, left, right = piece
+    kind, _, right, left_r, left_a = piece
     if kind == "outer":
-        summed = torch.einsum("ndto,nti->doi", left, right)
-        size = torch.einsum("ndto,nti->doi", left.abs(), right.abs())
+        o, i = left_r.shape[-1], right.shape[-1]
+        summed = left_r.reshape(-1, o).T @ right.reshape(-1, i)
+        size = left_a.reshape(-1, o).T @ right.reshape(-1, i).abs()
     elif kind == "rows":
-        n, d, T, w = left.shape
-        rows = shape[0]
+        w = left_r.shape[-1]
         ids = right.reshape(-1)
-        flat = left.permute(1, 0, 2, 3).reshape(d, n * T, w)
-        summed = torch.zeros(d, rows, w, dtype=left.dtype, device=left.device)
+        summed = torch.zeros(shape[0], w, dtype=left_r.dtype, device=left_r.device)
         size = torch.zeros_like(summed)
-        summed.index_add_(1, ids, flat)
-        size.index_add_(1, ids, flat.abs())
+        summed.index_add_(0, ids, left_r.reshape(-1, w))
+        size.index_add_(0, ids, left_a.reshape(-1, w))
     elif right is None:
-        summed, size = left.sum((0, 2)), left.abs().sum((0, 2))
+        summed, size = left_r.sum((0, 1)), left_a.sum((0, 1))
     else:
-        summed = (left * right[:, None]).sum((0, 2))
-        size = (left * right[:, None]).abs().sum((0, 2))
-    return summed.reshape(summed.shape[0], -1), size.reshape(size.shape[0], -1)
+        summed, size = (left_r * right).sum((0, 1)), (left_a * right.abs()).sum((0, 1))
+    return summed.reshape(-1), size.reshape(-1)
 
 
 def _row_blocks(name, shape, left, ids, n, d, budget, itemsize):

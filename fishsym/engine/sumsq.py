@@ -421,11 +421,18 @@ def _pieces(module: nn.Module, z: Tensor, delta: Tensor, stats=None) -> dict[str
     layer's input ``z`` and the gradient ``δ`` at its output (module docstring); ``stats``
     the running mean and variance of a batch norm (the private copy's buffers live in the
     model view, not on the module)."""
+    rights = input_pieces(module, z, stats)
+    lefts = delta_pieces(module, delta, z.shape[0], rights)
+    return {attr: (kind, lefts[attr], right) for attr, (kind, right) in rights.items()}
+
+
+def input_pieces(module: nn.Module, z: Tensor, stats=None) -> dict[str, tuple]:
+    """The input side of :func:`_pieces`: ``{attr: (kind, right)}`` (a convolution's input
+    unfolded, a norm's ``x̂``, an embedding's token ids), computed once per call whatever
+    the number of cotangents."""
     n = z.shape[0]
     if isinstance(module, nn.Linear):
-        zf = z.reshape(n, -1, z.shape[-1])
-        df = delta.reshape(n, -1, delta.shape[-1])
-        return {"weight": ("outer", df, zf), "bias": ("diagonal", df, None)}
+        return {"weight": ("outer", z.reshape(n, -1, z.shape[-1])), "bias": ("diagonal", None)}
     if isinstance(module, (nn.Conv1d, nn.Conv2d)):
         two = isinstance(module, nn.Conv2d)
         zz = z if two else z[..., None]
@@ -434,20 +441,14 @@ def _pieces(module: nn.Module, z: Tensor, delta: Tensor, stats=None) -> dict[str
         pad = module.padding if two else (module.padding[0], 0)
         stride = module.stride if two else (module.stride[0], 1)
         cols = nn.functional.unfold(zz, kernel, dilation=dil, padding=pad, stride=stride)
-        df = delta.reshape(n, delta.shape[1], -1).transpose(1, 2)  # [n, L, O]
-        return {"weight": ("outer", df, cols.transpose(1, 2)), "bias": ("diagonal", df, None)}
+        return {"weight": ("outer", cols.transpose(1, 2)), "bias": ("diagonal", None)}
     if isinstance(module, nn.Embedding):
-        ids = z.reshape(n, -1)
-        df = delta.reshape(n, ids.shape[1], -1)
-        if module.padding_idx is not None:
-            df = df * (ids != module.padding_idx)[..., None]
-        return {"weight": ("rows", df, ids)}
+        return {"weight": ("rows", z.reshape(n, -1))}
     # norms: the normalised input x̂ (without the affine map), channels last
     if isinstance(module, nn.LayerNorm):
         xhat = nn.functional.layer_norm(z, module.normalized_shape, eps=module.eps)
         k = len(module.normalized_shape)
         xf = xhat.reshape(n, -1, *xhat.shape[z.dim() - k :]).flatten(2)
-        df = delta.reshape(xf.shape)
     else:
         if isinstance(module, nn.GroupNorm):
             xhat = nn.functional.group_norm(z, module.num_groups, eps=module.eps)
@@ -456,8 +457,29 @@ def _pieces(module: nn.Module, z: Tensor, delta: Tensor, stats=None) -> dict[str
             mean, var = stats
             xhat = (z - mean.reshape(shape)) / torch.sqrt(var.reshape(shape) + module.eps)
         xf = xhat.reshape(n, xhat.shape[1], -1).transpose(1, 2)  # [n, positions, C]
-        df = delta.reshape(n, delta.shape[1], -1).transpose(1, 2)
-    return {"weight": ("diagonal", df, xf), "bias": ("diagonal", df, None)}
+    return {"weight": ("diagonal", xf), "bias": ("diagonal", None)}
+
+
+def delta_pieces(module: nn.Module, delta: Tensor, n: int, rights: dict) -> dict[str, Tensor]:
+    """The ``δ`` side of :func:`_pieces`: ``{attr: left}``, positions on axis 1, for ``δ``
+    with ``n`` leading rows (``K`` cotangents of the same inputs stacked as ``K·n`` rows
+    give ``K·n`` rows; ``rights`` then repeats per cotangent)."""
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+        df = delta.reshape(n, delta.shape[1], -1).transpose(1, 2)  # [n, L, O]
+        return {"weight": df, "bias": df}
+    if isinstance(module, nn.Embedding):
+        ids = rights["weight"][1]
+        df = delta.reshape(n, ids.shape[1], -1)
+        if module.padding_idx is not None:
+            keep = (ids != module.padding_idx)[..., None]
+            df = df * keep.repeat(n // ids.shape[0], 1, 1)
+        return {"weight": df}
+    if isinstance(module, nn.Linear) or isinstance(module, nn.LayerNorm):
+        width = rights["weight"][1].shape[-1] if isinstance(module, nn.LayerNorm) else None
+        df = delta.reshape(n, -1, width or delta.shape[-1])
+        return {"weight": df, "bias": df}
+    df = delta.reshape(n, delta.shape[1], -1).transpose(1, 2)  # group / batch norms
+    return {"weight": df, "bias": df}
 
 
 __all__ = ["INPUT_CHUNK", "SquaredGradientSums"]

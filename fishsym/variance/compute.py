@@ -358,6 +358,17 @@ class _CostClock:
         return (now - self.t0) + (self.total - self.done) / rate
 
 
+def _warn_cost(estimate: float | None, eng, n_entries: int, known: int | None) -> None:
+    """Warn once the projected time of the run is over ``GENERIC_WARN_SECONDS``."""
+    if estimate is not None and estimate > GENERIC_WARN_SECONDS:
+        warnings.warn(
+            f"{eng.path} path: about {estimate:.0f} s in all for {n_entries:,} parameter "
+            f"entries × {known} inputs ({eng.cost_note}; measured on the steps done so far)",
+            DerivativeWarning,
+            stacklevel=3,
+        )
+
+
 def _check_h(kernel, h: Tensor, rows: slice) -> None:
     if h.dim() != 2 or h.shape[1] != kernel.d:
         raise ShapeError(
@@ -639,6 +650,10 @@ def fisher_variances(
                     for key, how in {**spectrum.methods, **paper}.items():
                         methods.setdefault(key, set()).add(str(how))
                 n_steps = eng.steps(local.stop - local.start, chunk, out_dim)
+                # an engine whose batches differ in cost (the layer-rule blocks come after
+                # one backward pass for the whole chunk) is timed per chunk of inputs
+                per_batch = getattr(eng, "uniform_batches", True)
+                units = 0
                 for batch in batches:
                     for pd, moments in zip(
                         batch,
@@ -650,15 +665,13 @@ def fisher_variances(
                         sums.add(pd, moments, rows)
                         routes.setdefault(pd.name, set()).add(_route(eng, pd))
                     bar.update(1 if source.in_memory else (local.stop - local.start) / n_steps)
-                    estimate = clock.tick(sum(pd.n_units() for pd in batch))
-                    if estimate is not None and estimate > GENERIC_WARN_SECONDS:
-                        warnings.warn(
-                            f"{eng.path} path: about {estimate:.0f} s in all for "
-                            f"{n_entries:,} parameter entries × {known} inputs "
-                            f"({eng.cost_note}; measured on the steps done so far)",
-                            DerivativeWarning,
-                            stacklevel=2,
-                        )
+                    units += sum(pd.n_units() for pd in batch)
+                    if per_batch:
+                        _warn_cost(clock.tick(units), eng, n_entries, known)
+                        units = 0
+                if not per_batch:
+                    _warn_cost(clock.tick(units), eng, n_entries, known)
+                    units = 0
             n_inputs += xb.shape[0]
     bar.close()
     sums.trim(n_inputs)

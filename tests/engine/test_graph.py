@@ -468,3 +468,67 @@ def test_sequential_cnn_against_backpack_per_label(act):
         if float(var2.abs().max()) > 0 or float(res.var2[name].abs().max()) > 0:
             scale = max(float(fisher.abs().max()) ** 2, float(var2.abs().max()))
             assert float((res.var2[name] - var2).abs().max()) <= 1e-9 * scale, name
+
+
+# --------------------------------------------------------------------------- kept traces
+#: read by Scaled.forward: a change no fingerprint sees, only the kept graph's re-run
+OUTSIDE_SCALE = [1.0]
+
+
+class Scaled(nn.Module):
+    """A tanh network with a batch norm (buffers baked into the graph), a plain float
+    attribute and a module-level value in its forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 4)
+        self.bn = nn.BatchNorm1d(4)
+        self.out = nn.Linear(4, 3)
+        self.temperature = 1.0
+
+    def forward(self, x):
+        a = torch.tanh(self.bn(self.lin(x)) * OUTSIDE_SCALE[0])
+        return self.out(a) / self.temperature
+
+
+def _analysed(model, x):
+    from fishsym.common import ModelView
+
+    view = ModelView(model, torch.float64)
+    view.probe(x)
+    engine = GraphModel(view)
+    engine.analyse(x)
+    return engine
+
+
+def test_the_trace_is_kept_per_model_and_redone_when_the_model_changes(unchanged):
+    torch.manual_seed(0)
+    model = Scaled().double().eval()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    before = unchanged.snapshot(model)
+    assert _analysed(model, x).retraced
+    assert not _analysed(model, x).retraced  # the same model again: kept
+    first = fishsym.fisher_variances(model, x, "categorical", path="graph")
+    again = fishsym.fisher_variances(model, x, "categorical", path="graph")
+    for name in first.fisher:
+        assert torch.equal(first.fisher[name], again.fisher[name])
+        assert torch.equal(first.var2[name], again.var2[name])
+    unchanged.check(before, model)
+    with torch.no_grad():
+        model.out.weight.mul_(1.5)  # parameters are the graph's inputs: still kept
+    assert not _analysed(model, x).retraced
+
+    def changed(edit):
+        edit()
+        assert _analysed(model, x).retraced, edit
+        res = fishsym.fisher_variances(model, x, "categorical", path="graph")
+        exact = fishsym.reference.exact_moments(model, x, "categorical")
+        for name in exact["mean1"]:
+            for got, want in ((res.fisher[name], exact["mean1"][name]),
+                              (res.var2[name], exact["var2"][name])):  # fmt: skip
+                torch.testing.assert_close(got, want.mean(0), rtol=1e-9, atol=1e-14)
+
+    changed(lambda: setattr(model, "temperature", 0.5))  # a plain attribute
+    changed(lambda: model.bn.running_var.mul_(3.0))  # a buffer baked into the graph
+    changed(lambda: OUTSIDE_SCALE.__setitem__(0, 2.0))  # nothing a fingerprint sees
+    OUTSIDE_SCALE[0] = 1.0

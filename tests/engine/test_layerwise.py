@@ -16,6 +16,7 @@ from torch.func import jacrev, vmap
 
 import fishsym
 from fishsym.common import ModelView
+from fishsym.engine import graph as graph_module
 from fishsym.engine.graph import GraphModel
 from fishsym.engine.layerwise import LAYER_RULE, PER_INPUT_JACOBIAN, LayerJacobians
 from fishsym.nets import gpt2
@@ -54,7 +55,7 @@ def _check(model, x, expect_jacobian=(), budget=2**24):
     view = ModelView(model, torch.float64)
     view.probe(x)
     engine = LayerJacobians(view, list(view.params))
-    engine.per_input_numbers(x)
+    engine.per_input_bytes(x)
     d = view.outputs(x).shape[1]
     got = _dense(view, list(engine.blocks(x, d, budget)), x.shape[0], d)
     want = _oracle(view, x)
@@ -192,7 +193,9 @@ class SmallResNet(nn.Module):
 
 
 @pytest.mark.parametrize("var2", [True, False])
-def test_fisher_variances_on_the_layer_rules_against_enumeration(var2, unchanged):
+def test_fisher_variances_on_the_layer_rules_against_enumeration(var2, unchanged, monkeypatch):
+    # the rules on a model this small (vmap(jacrev) is faster below the threshold)
+    monkeypatch.setattr(graph_module, "LAYERWISE_MIN_NUMBERS", 0)
     model = _eval_bn(SmallResNet()).double()
     before = unchanged.snapshot(model)
     x = torch.randn(5, 3, 6, 6, generator=_gen(0), dtype=torch.float64)
@@ -205,6 +208,7 @@ def test_fisher_variances_on_the_layer_rules_against_enumeration(var2, unchanged
     engine.second_order = var2
     engine.prepare(x)
     routes = engine.jacobian_routes
+    assert engine.uniform_batches is False
     assert routes["stem.weight"] == routes["b.weight"] == routes["bna.weight"] == LAYER_RULE
     for name in exact["mean1"]:
         pairs = (res.fisher[name], exact["mean1"][name]), (res.var1[name], exact["var1"][name])
@@ -214,3 +218,15 @@ def test_fisher_variances_on_the_layer_rules_against_enumeration(var2, unchanged
         if var2:
             assert res.var2_routes[name] == "structural zero"
             assert float(res.var2[name].abs().max()) == 0.0
+
+
+def test_small_models_keep_the_per_input_jacobian():
+    """Below ``LAYERWISE_MIN_NUMBERS`` the graph path keeps ``vmap(jacrev)`` (faster there)."""
+    model = _eval_bn(SmallResNet()).double()
+    x = torch.randn(2, 3, 6, 6, generator=_gen(0), dtype=torch.float64)
+    view = ModelView(model, torch.float64)
+    view.probe(x)
+    engine = GraphModel(view)
+    engine.prepare(x)
+    assert engine.layerwise is None
+    assert set(engine.jacobian_routes.values()) == {PER_INPUT_JACOBIAN, "factorised Linear"}
