@@ -117,6 +117,21 @@ def test_empirical_fisher_exact_reads_labels_from_batches():
     _close(res.emp_var, ref.emp_var)
 
 
+def test_empirical_fisher_exact_truncates_its_labels_with_max_inputs():
+    """``max_inputs`` cuts the in-memory labels (and teacher outputs) with the inputs."""
+    model = _mlp()
+    x, y = _data((4,), n=10)
+    ref = empirical_fisher_exact(model, x[:4], "categorical", labels=y[:4])
+    res = empirical_fisher_exact(model, x, "categorical", labels=y, max_inputs=4)
+    assert res.n_inputs == ref.n_inputs == 4
+    _close(res.emp_mean, ref.emp_mean)
+    _close(res.emp_var, ref.emp_var)
+    teacher = torch.randn(10, 3, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
+    ref = empirical_fisher_exact(model, x[:4], "categorical", teacher_h=teacher[:4])
+    res = empirical_fisher_exact(model, x, "categorical", teacher_h=teacher, max_inputs=4)
+    _close(res.emp_mean, ref.emp_mean)
+
+
 def test_sampling_routes_read_loaders_into_memory():
     model = _mlp()
     x, y = _data((4,), n=12)

@@ -460,3 +460,30 @@ def test_family_object_and_user_defined_family():
         assert_close_scaled(by_user.fisher[name], 2 * f)
         assert_close_scaled(by_user.var2[name], 2 * by_name.var2[name])
         assert_close_scaled(by_user.var1[name], 2 * by_name.var1[name] + 4 * f * f)
+
+
+@pytest.mark.parametrize("with_hessian", [True, False])
+def test_unit_moments_against_label_enumeration(with_hessian):
+    """The public per-unit factors: ``f = gᵀIg``, ``V₁ = E[((t−η)ᵀg)⁴] − f²``, ``f²``, and
+    ``r = sᵀIs`` only when ``hess_diag`` is given (a categorical head, every label)."""
+    from fishsym import kernels
+    from fishsym.variance import unit_moments
+
+    g = torch.Generator().manual_seed(7)
+    kernel = kernels.for_output("categorical", 4)
+    h = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    jac = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
+    hess = torch.randn(3, 4, 5, generator=g, dtype=torch.float64) if with_hessian else None
+    out = unit_moments(kernel, h, jac, hess)
+    p = torch.softmax(h, -1)
+    centred = torch.eye(4, dtype=torch.float64)[None, :, :] - p[:, None, :]  # [n, y, c]
+    score = torch.einsum("nyc,nca->nya", centred, jac)  # (t(y) − η)ᵀg per label
+    fisher = torch.einsum("ny,nya->na", p, score**2)
+    torch.testing.assert_close(out["fisher"], fisher)
+    torch.testing.assert_close(out["fisher_sq"], fisher**2)
+    torch.testing.assert_close(out["var1"], torch.einsum("ny,nya->na", p, score**4) - fisher**2)
+    if with_hessian:
+        curv = torch.einsum("nyc,nca->nya", centred, hess)
+        torch.testing.assert_close(out["var2"], torch.einsum("ny,nya->na", p, curv**2))
+    else:
+        assert "var2" not in out
