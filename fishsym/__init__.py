@@ -23,6 +23,10 @@ _LAZY = {
     "plot_over_training": "fishsym.variance.plots",
     "diagonal_fisher": "fishsym.montecarlo.diagonal",
     "DiagonalFisher": "fishsym.montecarlo.diagonal",
+    "minibatch_fisher": "fishsym.variance.minibatch",
+    "audit": "fishsym.auditing",
+    "Audit": "fishsym.auditing",
+    "adam_fisher": "fishsym.auditing",
 }
 _SUBMODULES = {
     "symbolic", "kernels", "engine", "variance", "reference", "montecarlo", "data", "errors",

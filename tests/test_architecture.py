@@ -2,7 +2,7 @@
 module-level or inside a function):
 
     symbolic → kernels → common → engine → variance → reference → montecarlo
-             → experiments → nets → paper_checks → cli (python -m fishsym)
+             → auditing → experiments → nets → paper_checks → cli (python -m fishsym)
 
 A stage imports only from earlier stages (and ``errors``/``data``, which import nothing of
 fishsym's). ``fishsym/__init__.py`` (lazy re-exports) is the only exception.
@@ -24,6 +24,7 @@ RANK = {
     "variance": 5,
     "reference": 6,
     "montecarlo": 7,
+    "auditing": 7.5,  # holds a Fisher against the exact one or a diagonal_fisher estimate
     "experiments": 8,
     "nets": 9,
     "paper_checks": 10,

@@ -712,6 +712,13 @@ def _check_estimators(estimators) -> tuple[str, ...]:
             f"estimators must be a sequence of names from {_est.ESTIMATOR_NAMES}; got "
             f"{estimators!r}"
         ) from None
+    if "soft_recipe" in names:
+        raise InvalidArgumentError(
+            'estimator "soft_recipe" (the gradient of Σ_y p̄_y log p_y with p̄ = p detached, '
+            "squared) is identically zero: that gradient is Σ_y p_y ∇log p_y = ∇Σ_y p_y = 0 "
+            'for every input, so it reports a Fisher of 0. Use "merging_recipe" (the '
+            'gradient of Σ_y √p̄_y log p_y) or "squared_score" instead'
+        )
     bad = [e for e in names if e not in _est.ESTIMATOR_NAMES]
     if bad or not names:
         raise InvalidArgumentError(

@@ -26,6 +26,9 @@ estimator               one draw                                    variance of 
 ``per_position_score``  ``(1/n) Σ_n Σ_t (∂_iℓ_t(y_nt|x_n))²``: per-   ``(1/n²) Σ_n Σ_t V₁,t``
                         position (per-token) scores squared, then
                         summed (§11; one factor: ``squared_score``)
+``argmax_label``        ``(1/n) Σ_n (∂_iℓ(ŷ_n|x_n))²`` at the most   ``0`` (deterministic;
+                        probable label ``ŷ_n = argmax_y p(y|x_n)``   biased: §13)
+                        ("pred", "hard" labels)
 ======================  ==========================================  ========================
 
 ``ξ`` is Rademacher; labels ``y_n`` are drawn from the model, independently per input.
@@ -53,6 +56,7 @@ ESTIMATOR_NAMES = (
     "empirical",
     "batched_score_data",
     "per_position_score",
+    "argmax_label",
 )
 #: the estimators that use the data labels (``labels=``): deterministic given them
 DATA_LABEL_ESTIMATORS = ("empirical", "batched_score_data")
@@ -66,11 +70,14 @@ EXTRA_QUANTITIES = {
     "empirical": ("data_sq",),
     "batched_score_data": ("data_sum",),
     "per_position_score": ("factor_var1",),
+    "argmax_label": ("argmax_sq",),
 }
 #: quantities linear in ``u`` (a factorised block carries the layer input to the power 1)
 POWER1 = ("root_sum", "data_sum")
 #: quantities quadratic in ``u`` besides ``fisher`` (the layer input squared)
-POWER2 = ("fisher", "data_sq")
+POWER2 = ("fisher", "data_sq", "argmax_sq")
+#: a family's support enumerated for its most probable label, at most this many labels
+MODE_SUPPORT_LIMIT = 2**16
 
 
 def cost(estimator: str, n_inputs: int, d: int, factors: int = 1) -> int:
@@ -91,6 +98,7 @@ def cost(estimator: str, n_inputs: int, d: int, factors: int = 1) -> int:
         "empirical": n_inputs,
         "batched_score_data": 1,
         "per_position_score": n_inputs * factors,
+        "argmax_label": n_inputs,
     }
     return per[estimator]
 
@@ -110,6 +118,9 @@ def extra_unit_moments(
             out["data_sq"] = s * s
         if "data_sum" in wanted:
             out["data_sum"] = s
+    if "argmax_sq" in wanted:
+        s = torch.einsum("nc,nca->na", mode_suff_stat(kernel, h) - kernel.mean(h), jac)
+        out["argmax_sq"] = s * s
     if "factor_var1" in wanted:
         # Σ_t Var[s_t²] over the factors of a product family (docs/theory.md §11); one
         # factor: the squared score's own V₁
@@ -125,6 +136,40 @@ def extra_unit_moments(
     if "root_sum" in wanted:
         out["root_sum"] = a.sum(1)
     return out
+
+
+def mode_suff_stat(kernel, h: Tensor) -> Tensor:
+    """``t(ŷ)`` ``[n, c]`` of the most probable label ``ŷ = argmax_y p(y|h)`` per input (the
+    first one on ties): per factor for a product family (§11), by ``argmax h`` for a
+    categorical head, otherwise by enumerating a finite support of at most
+    :data:`MODE_SUPPORT_LIMIT` labels. A family without a finite support has no most
+    probable label to square a score at: :class:`~fishsym.errors.InvalidArgumentError`."""
+    from fishsym.errors import InfiniteSupportError, InvalidArgumentError
+    from fishsym.kernels.categorical import CategoricalKernel
+
+    base = getattr(kernel, "base", None)
+    if base is not None and hasattr(kernel, "factor_shape"):  # a product: per factor
+        n = h.shape[0]
+        return mode_suff_stat(base, h.reshape(n * kernel.T, -1)).reshape(n, -1)
+    if isinstance(kernel, CategoricalKernel):
+        index = h.argmax(-1)
+        return kernel.suff_stat(index, h.dtype)
+    try:
+        support = kernel.support_labels()
+    except (InfiniteSupportError, NotImplementedError) as err:
+        raise InvalidArgumentError(
+            f'estimator "argmax_label" squares the score at the most probable label; the '
+            f"family {kernel.name} has no finite support to take it from ({err})"
+        ) from err
+    if support.shape[0] > MODE_SUPPORT_LIMIT:
+        raise InvalidArgumentError(
+            f'estimator "argmax_label": the family {kernel.name} has {support.shape[0]:,} '
+            f"labels, more than the {MODE_SUPPORT_LIMIT:,} enumerated for the most probable one"
+        )
+    support = support.to(h.device)
+    logp = torch.stack([kernel.log_prob(y.expand(h.shape[0], *y.shape), h) for y in support])
+    best = support[logp.argmax(0)]  # [n, *obs]
+    return kernel.suff_stat(best, h.dtype)
 
 
 def estimator_moments(means: dict, n: int, estimators) -> dict[str, dict[str, dict]]:
@@ -159,6 +204,8 @@ def estimator_moments(means: dict, n: int, estimators) -> dict[str, dict[str, di
                 m, v = n * s * s, torch.zeros_like(f)
             elif est == "per_position_score":
                 m, v = f, means["factor_var1"][name] / n
+            elif est == "argmax_label":
+                m, v = means["argmax_sq"][name], torch.zeros_like(f)
             else:
                 raise KeyError(est)
             mean[name], var[name] = m, v
@@ -228,4 +275,5 @@ __all__ = [
     "cost",
     "estimator_moments",
     "extra_unit_moments",
+    "mode_suff_stat",
 ]

@@ -37,6 +37,7 @@ STYLE = {
     "empirical": ("*", "√V empirical"),
     "batched_score_data": ("h", "√V batched score (data)"),
     "per_position_score": ("d", "√V per-position squared score"),
+    "argmax_label": ("<", "|bias| argmax label"),
 }
 
 
@@ -69,10 +70,10 @@ def _stats(values: torch.Tensor):
 
 def _quantities(res, estimators):
     """``{key: {name: tensor}}`` of the drawn quantities: ``F̄`` and ``√v`` (``|bias|``
-    for the deterministic merging recipe)."""
+    for the deterministic merging recipe and argmax label)."""
     out = {"fisher": res.means["fisher"]}
     for e in estimators:
-        if e == "merging_recipe":
+        if e in ("merging_recipe", "argmax_label"):  # deterministic: their bias shows
             out[e] = {n: b.abs() for n, b in res.bias[e].items()}
         else:
             out[e] = {n: v.clamp_min(0).sqrt() for n, v in res.var[e].items()}
@@ -188,7 +189,7 @@ def plot_result(res, *, rel_error: float = 0.1, estimators=None, path=None, titl
         handles.append(plt.Line2D([], [], color="gray", lw=1.5, ls=":", label="bound √V, lower"))
 
     # labels per input for rel_error, per layer and estimator
-    sampled = [e for e in estimators if e != "merging_recipe"]
+    sampled = [e for e in estimators if e not in ("merging_recipe", "argmax_label")]
     bw = 0.8 / max(1, len(sampled))
     top = 1.0
     for ei, e in enumerate(sampled):

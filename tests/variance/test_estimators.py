@@ -127,6 +127,14 @@ def brute_force(model, x):
     ones = torch.ones(C, dtype=torch.float64)
     g = _grad_of(model, lambda h: sum(psi(h, i, ones) for i in range(n)))
     out["merging_recipe"] = (g * g / n, torch.zeros_like(g))
+
+    # the argmax ("hard") label: the squared score at the most probable class (deterministic)
+    hard = p.argmax(1)
+    sq = [
+        _grad_of(model, lambda h, i=i: torch.log_softmax(h(x[i : i + 1]), -1)[0, hard[i]]) ** 2
+        for i in range(n)
+    ]
+    out["argmax_label"] = (torch.stack(sq).mean(0), torch.zeros_like(g))
     return fisher, out
 
 
@@ -151,8 +159,9 @@ def test_every_estimator_equals_enumeration_of_labels_and_probes(case):
     n = x.shape[0]
     for name in res.var2:
         torch.testing.assert_close(res.var["neg_hessian"][name], res.var2[name] / n)
-    # the recipe is biased; every other estimator is unbiased
+    # the recipe and the argmax label are biased; every other estimator is unbiased
     assert float(_flat(res.bias["merging_recipe"]).abs().max()) > 1e-3
+    assert float(_flat(res.bias["argmax_label"]).abs().max()) > 1e-3
     assert float(_flat(res.bias["hutchinson_batch"]).abs().max()) <= 1e-14
 
 
@@ -288,3 +297,143 @@ def test_data_label_estimators_equal_autograd(case):
         fishsym.fisher_variances(
             model, x, "categorical", labels=torch.tensor([1]), estimators=("empirical",)
         )
+
+
+@pytest.mark.parametrize("family, d", [("bernoulli", 1), ("binomial", 1), ("categorical", 3)])
+def test_argmax_label_on_other_families_and_tokens(family, d):
+    """The squared score at the most probable label, against autograd at that label: a
+    finite support enumerated (Bernoulli, binomial), and per position for an output with a
+    factor axis (docs/theory.md §11)."""
+    from fishsym import kernels
+
+    torch.manual_seed(3)
+    tokens = family == "categorical"
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2 * d if tokens else d))
+    model = model.double()
+    x = torch.randn(4, 3, generator=_gen(3), dtype=torch.float64)
+    out = (lambda o: o.reshape(o.shape[0], 2, d)) if tokens else None
+    res = fishsym.fisher_variances(model, x, family, estimators=("argmax_label",), output=out)
+    kernel = res.kernel if hasattr(res, "kernel") else kernels.for_output(family, d)
+    want = 0
+    for i in range(x.shape[0]):
+        h = model(x[i : i + 1]).reshape(-1, d) if tokens else model(x[i : i + 1])
+        flat = h.reshape(1, -1).detach()
+        best = None
+        if tokens:
+            best = h.detach().argmax(-1)  # one label per position
+
+            def loss(hh, best=best):
+                return torch.log_softmax(hh.reshape(-1, d), -1)[torch.arange(2), best].sum()
+        else:
+            support = kernel.support_labels()
+            logp = torch.stack([kernel.log_prob(y[None], flat)[0] for y in support])
+            best = support[logp.argmax()]
+
+            def loss(hh, best=best):
+                return kernel.log_prob(best[None], hh.reshape(1, -1))[0]
+
+        g = _grad_of(model, lambda f, i=i, loss=loss: loss(f(x[i : i + 1])))
+        want = want + g * g / x.shape[0]
+    torch.testing.assert_close(_flat(res.mean["argmax_label"]), want, rtol=RTOL, atol=1e-14)
+    assert float(_flat(res.var["argmax_label"]).abs().max()) == 0.0
+
+
+def test_argmax_label_needs_a_finite_support_and_the_soft_recipe_is_refused():
+    model = mlp()
+    x = torch.randn(3, 3, generator=_gen(1), dtype=torch.float64)
+    with pytest.raises(fishsym.errors.InvalidArgumentError, match="finite support"):
+        fishsym.fisher_variances(model, x, "gaussian", estimators=("argmax_label",))
+    with pytest.raises(fishsym.errors.InvalidArgumentError, match="identically zero"):
+        fishsym.fisher_variances(model, x, "categorical", estimators=("soft_recipe",))
+
+
+# --------------------------------------------------------------------------- mini-batches
+def _minibatch_brute_force(model, x, b, reduction, labels=None):
+    """Exact mean and variance of (1/B) Σ_β (c Σ_{n∈β} ∂ℓ)² by enumerating every label
+    of every input (or the data labels)."""
+    n = x.shape[0]
+    with torch.no_grad():
+        p = torch.softmax(model(x), -1)
+    C = p.shape[1]
+    batches = [range(s, min(n, s + b)) for s in range(0, n, b)]
+
+    def value(ys):
+        total = 0
+        for rows in batches:
+            c = 1 / len(rows) if reduction == "mean" else 1.0
+            g = _grad_of(model, lambda h, rows=rows: sum(
+                torch.log_softmax(h(x[i : i + 1]), -1)[0, ys[i]] for i in rows))  # fmt: skip
+            total = total + (c * g) ** 2
+        return total / len(batches)
+
+    if labels is not None:
+        v = value(labels.tolist())
+        return v, torch.zeros_like(v)
+    vals, weights = [], []
+    for ys in itertools.product(range(C), repeat=n):
+        vals.append(value(ys))
+        weights.append(math.prod(float(p[i, ys[i]]) for i in range(n)))
+    vals, w = torch.stack(vals), torch.tensor(weights, dtype=torch.float64)[:, None]
+    mean = (w * vals).sum(0)
+    return mean, (w * vals * vals).sum(0) - mean * mean
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("data", [False, True])
+def test_minibatch_squared_gradient_against_enumeration(reduction, data):
+    model = mlp((3, 2, 3))
+    x = torch.randn(5, 3, generator=_gen(4), dtype=torch.float64)  # batches of 2, 2, 1
+    labels = torch.tensor([0, 2, 1, 1, 0]) if data else None
+    res = fishsym.minibatch_fisher(model, x, "categorical", 2, reduction=reduction, labels=labels)
+    mean, var = _minibatch_brute_force(model, x, 2, reduction, labels)
+    assert res.batch_sizes == [2, 2, 1]
+    torch.testing.assert_close(_flat(res.mean), mean, rtol=RTOL, atol=1e-14)
+    scale = float(mean.abs().max()) ** 2
+    assert float((_flat(res.var) - var).abs().max()) <= RTOL * scale
+    full = fishsym.fisher_variances(model, x, "categorical", var2=False, bounds=False)
+    torch.testing.assert_close(_flat(res.fisher), _flat(full.fisher), rtol=RTOL, atol=1e-15)
+    torch.testing.assert_close(_flat(res.bias), _flat(res.mean) - _flat(res.fisher))
+
+
+def test_minibatch_mean_loss_is_the_fisher_over_b():
+    """Equal batches, model labels: E[Ĝ] = F̄/b (mean loss), b·F̄ (sum loss), exactly; and a
+    Monte Carlo estimate of Ĝ agrees within its standard error."""
+    model = mlp((3, 4, 3))
+    x = torch.randn(12, 3, generator=_gen(5), dtype=torch.float64)
+    for reduction, factor in (("mean", 1 / 4), ("sum", 4.0)):
+        res = fishsym.minibatch_fisher(model, x, "categorical", 4, reduction=reduction)
+        assert res.scale == factor
+        torch.testing.assert_close(_flat(res.mean), factor * _flat(res.fisher), rtol=1e-12, atol=0)
+    res = fishsym.minibatch_fisher(model, x, "categorical", 4, reduction="mean")
+    with torch.no_grad():
+        p = torch.softmax(model(x), -1)
+    # every input's score at every label, then sampled label vectors combine them
+    def score(i, y):
+        return _grad_of(model, lambda h: torch.log_softmax(h(x[i : i + 1]), -1)[0, y])
+
+    scores = torch.stack([torch.stack([score(i, y) for y in range(3)]) for i in range(12)])
+    draws = 20000
+    ys = torch.multinomial(p, draws, replacement=True, generator=_gen(6)).T  # [M, n]
+    picked = scores[torch.arange(12), ys]  # [M, n, P]
+    g = (picked.reshape(draws, 3, 4, -1).sum(2) / 4) ** 2  # [M, batch, P]
+    values = g.mean(1)
+    mc, se = values.mean(0), values.std(0) / math.sqrt(draws)
+    z = bonferroni_threshold(mc.numel(), 0.001)
+    assert bool(((mc - _flat(res.mean)).abs() <= z * se).all())
+    # the exact variance against the sample variance, within its own standard error
+    # √((m₄ − s⁴)/M) from the sample's fourth central moment
+    centred = values - mc
+    s2 = centred.pow(2).mean(0)
+    se2 = ((centred.pow(4).mean(0) - s2 * s2) / draws).sqrt()
+    assert bool(((s2 - _flat(res.var)).abs() <= z * se2).all())
+
+
+def test_minibatch_bad_arguments():
+    model = mlp()
+    x = torch.randn(4, 3, generator=_gen(1), dtype=torch.float64)
+    with pytest.raises(fishsym.errors.InvalidArgumentError):
+        fishsym.minibatch_fisher(model, x, "categorical", 0)
+    with pytest.raises(fishsym.errors.InvalidArgumentError):
+        fishsym.minibatch_fisher(model, x, "categorical", 2, reduction="avg")
+    with pytest.raises(fishsym.errors.ShapeError):
+        fishsym.minibatch_fisher(model, x, "categorical", 2, labels=torch.zeros(3))
