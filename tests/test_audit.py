@@ -117,9 +117,6 @@ def test_a_subset_of_layers_and_the_outputs(exact, tmp_path):
     assert records[0]["entries"] == 18 and isinstance(records[0]["rel_error"], float)
     text = str(res)
     assert "verdict" in text and "matches" in text
-    import matplotlib
-
-    matplotlib.use("Agg")
     ax = res.plot()
     ax.figure.savefig(tmp_path / "audit.png")
 

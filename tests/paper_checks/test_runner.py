@@ -135,6 +135,7 @@ def test_tiny_tier_of_real_checks(tmp_path):
         "app_c_off_diagonal",
         "remark_4_5_second_to_last",
         "mnist_paper_protocol",
+        "ewc_split_mnist",
     ]
     results = _runner.run_all(names, tier="tiny", out_dir=tmp_path, verbose=False)
     failures = [
