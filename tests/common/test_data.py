@@ -78,6 +78,18 @@ def test_per_sample_stream_of_unknown_length():
     _close(res.fisher, ref.fisher)
 
 
+def test_per_sample_stream_grows_by_doubling_only_when_full():
+    """64 batches of one input: the per-input store grows to room for the inputs read (a
+    store that grew on every batch would need 2⁶⁴ rows)."""
+    model = _mlp()
+    x, _ = _data((4,), n=64)
+    res = fishsym.fisher_variances(model, (x[i : i + 1] for i in range(64)), "categorical",
+                                   per_sample=True, bounds=False)  # fmt: skip
+    ref = fishsym.fisher_variances(model, x, "categorical", per_sample=True, bounds=False)
+    assert res.fisher["0.weight"].shape == (64, 6, 4)
+    _close(res.fisher, ref.fisher)
+
+
 def test_max_inputs_caps_every_kind_of_input():
     model = _mlp()
     x, y = _data((4,))
