@@ -37,10 +37,10 @@ from torch import Tensor, nn
 from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
 from fishsym.engine.sumsq import (
     PROOF_ULPS,
-    _rule_applies,
     batch_axis_layers,
     delta_pieces,
     input_pieces,
+    ruled_layers,
 )
 
 #: the route of ``u`` for parameters with a layer rule, and for the rest
@@ -58,23 +58,7 @@ class LayerJacobians:
 
     def __init__(self, view, names):
         self.view = view
-        wanted = set(names)
-        shared = {a for aliases in view.shared.values() for a in aliases} | set(view.shared)
-        self.layers: dict[str, nn.Module] = {}
-        self.owned: dict[str, dict[str, str]] = {}
-        if view.hooks_change_output is False:  # hooks that change h: no rule can see them
-            for mname, module in view.module.named_modules():
-                if not _rule_applies(module):
-                    continue
-                prefix = f"{mname}." if mname else ""
-                own = {
-                    attr: prefix + attr
-                    for attr in ("weight", "bias")
-                    if getattr(module, attr, None) is not None and prefix + attr in wanted
-                }
-                if own and not any(name in shared for name in own.values()):
-                    self.layers[mname] = module
-                    self.owned[mname] = own
+        self.layers, self.owned = ruled_layers(view, names)
         covered = {name for own in self.owned.values() for name in own.values()}
         self.routes = {
             name: LAYER_RULE if name in covered else PER_INPUT_JACOBIAN for name in names

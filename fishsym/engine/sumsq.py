@@ -82,6 +82,32 @@ def _rule_applies(module: nn.Module) -> bool:
     return True
 
 
+def ruled_layers(view, names) -> tuple[dict[str, nn.Module], dict[str, dict[str, str]]]:
+    """The layers of ``view``'s private copy with a rule (:func:`_rule_applies`) that own
+    some of the parameters ``names``: ``{module name: module}`` and ``{module name: {attr:
+    parameter name}}``. None while forward hooks change the output (no rule sees them),
+    and none for a layer with a parameter shared with another module (tied weights)."""
+    wanted = set(names)
+    shared = {a for aliases in view.shared.values() for a in aliases} | set(view.shared)
+    layers: dict[str, nn.Module] = {}
+    owned: dict[str, dict[str, str]] = {}
+    if view.hooks_change_output is not False:
+        return layers, owned
+    for mname, module in view.module.named_modules():
+        if not _rule_applies(module):
+            continue
+        prefix = f"{mname}." if mname else ""
+        own = {
+            attr: prefix + attr
+            for attr in ("weight", "bias")
+            if getattr(module, attr, None) is not None and prefix + attr in wanted
+        }
+        if own and not any(name in shared for name in own.values()):
+            layers[mname] = module
+            owned[mname] = own
+    return layers, owned
+
+
 class SquaredGradientSums:
     """``Σ_n (∂_i ψ_n)²`` with ``ψ_n = c_nᵀ h_n``, for the parameters ``names`` of a
     :class:`~fishsym.common.ModelView` (module docstring).
@@ -94,23 +120,8 @@ class SquaredGradientSums:
     def __init__(self, view, names=None):
         self.view = view
         self.names = list(view.params) if names is None else list(names)
-        wanted = set(self.names)
-        shared = {a for names in view.shared.values() for a in names} | set(view.shared)
-        self.layers: dict[str, nn.Module] = {}  # module name → module of the private copy
-        self.owned: dict[str, dict[str, str]] = {}  # module name → {attr: parameter name}
-        hooks_settled = view.hooks_change_output is False  # hooks changing h: no rule
-        for mname, module in view.module.named_modules():
-            if not hooks_settled or not _rule_applies(module):
-                continue
-            prefix = f"{mname}." if mname else ""
-            own = {
-                attr: prefix + attr
-                for attr in ("weight", "bias")
-                if getattr(module, attr, None) is not None and prefix + attr in wanted
-            }
-            if own and not any(name in shared for name in own.values()):
-                self.layers[mname] = module
-                self.owned[mname] = own
+        # module name → module of the private copy, and → {attr: parameter name}
+        self.layers, self.owned = ruled_layers(view, self.names)
         self._aligned = False
         self.broadcast: set[str] = set()  # layers whose output is expanded to the batch
         self._proved_on = None  # the inputs on which every layer rule was checked

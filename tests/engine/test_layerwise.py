@@ -9,6 +9,9 @@ against label enumeration (``reference.exact_moments``) with the layer rules in 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -20,6 +23,9 @@ from fishsym.engine import graph as graph_module
 from fishsym.engine.graph import GraphModel
 from fishsym.engine.layerwise import LAYER_RULE, PER_INPUT_JACOBIAN, LayerJacobians
 from fishsym.nets import gpt2
+
+sys.path.insert(0, str(Path(__file__).parent))
+from layer_models import Outside, eval_bn  # noqa: E402
 
 #: float64 agreement of two summation orders (relative to the largest entry)
 RTOL = 1e-12
@@ -92,7 +98,7 @@ class Convs(nn.Module):
         return self.head(b) + self.last(a).flatten(1)[:, :3]
 
 
-class Tokens(nn.Module):
+class Tokens(nn.Module):  # LayerNorm with a bias (test_sumsq's has none)
     def __init__(self):
         super().__init__()
         self.emb = nn.Embedding(7, 4, padding_idx=0)
@@ -106,19 +112,9 @@ class Tokens(nn.Module):
         return self.out(self.ln(e))  # [n, T, 3]: a Linear over positions
 
 
-def _eval_bn(model):
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            with torch.no_grad():
-                m.running_mean.uniform_(-1, 1, generator=_gen(2))
-                m.running_var.uniform_(0.5, 2, generator=_gen(3))
-                m.weight.uniform_(0.5, 1.5, generator=_gen(4))
-    return model.eval()
-
-
 def test_convolutions_norms_and_one_pixel():
     x = torch.randn(5, 2, 10, 10, generator=_gen(0), dtype=torch.float64)
-    engine = _check(_eval_bn(Convs()), x)
+    engine = _check(eval_bn(Convs()), x)
     assert not engine.routes.get("head.weight") == PER_INPUT_JACOBIAN
 
 
@@ -134,21 +130,7 @@ def test_blocks_of_rows_under_a_small_budget(budget):
     ids = torch.randint(0, 7, (4, 3), generator=_gen(1))
     _check(Tokens(), ids, budget=budget)
     x = torch.randn(3, 2, 10, 10, generator=_gen(0), dtype=torch.float64)
-    _check(_eval_bn(Convs()), x, budget=budget)
-
-
-class Outside(nn.Module):
-    """A raw parameter, and a layer weight also read outside its layer."""
-
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(3, 3)
-        self.scale = nn.Parameter(torch.tensor([1.5, 0.5, 2.0]))
-        self.out = nn.Linear(3, 2)
-
-    def forward(self, x):
-        a = torch.tanh(self.lin(x)) * self.scale + x @ self.lin.weight[:1].T
-        return self.out(a)
+    _check(eval_bn(Convs()), x, budget=budget)
 
 
 def test_a_weight_read_outside_its_layer_fails_the_check():
@@ -196,7 +178,7 @@ class SmallResNet(nn.Module):
 def test_fisher_variances_on_the_layer_rules_against_enumeration(var2, unchanged, monkeypatch):
     # the rules on a model this small (vmap(jacrev) is faster below the threshold)
     monkeypatch.setattr(graph_module, "LAYERWISE_MIN_NUMBERS", 0)
-    model = _eval_bn(SmallResNet()).double()
+    model = eval_bn(SmallResNet()).double()
     before = unchanged.snapshot(model)
     x = torch.randn(5, 3, 6, 6, generator=_gen(0), dtype=torch.float64)
     res = fishsym.fisher_variances(model, x, "categorical", path="graph", var2=var2)
@@ -222,7 +204,7 @@ def test_fisher_variances_on_the_layer_rules_against_enumeration(var2, unchanged
 
 def test_small_models_keep_the_per_input_jacobian():
     """Below ``LAYERWISE_MIN_NUMBERS`` the graph path keeps ``vmap(jacrev)`` (faster there)."""
-    model = _eval_bn(SmallResNet()).double()
+    model = eval_bn(SmallResNet()).double()
     x = torch.randn(2, 3, 6, 6, generator=_gen(0), dtype=torch.float64)
     view = ModelView(model, torch.float64)
     view.probe(x)

@@ -5,6 +5,9 @@ BackPACK is installed."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -13,6 +16,9 @@ from torch.func import grad, vmap
 from fishsym.common import ModelView
 from fishsym.engine.sumsq import INPUT_CHUNK, SquaredGradientSums
 from fishsym.nets import gpt2
+
+sys.path.insert(0, str(Path(__file__).parent))
+from layer_models import Outside, Tokens, eval_bn  # noqa: E402
 
 #: float64 agreement of two summation orders (relative to the largest entry)
 RTOL = 1e-12
@@ -70,33 +76,9 @@ class Convs(nn.Module):
         return self.head(b.mean(-1))
 
 
-class Tokens(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb = nn.Embedding(7, 4, padding_idx=0)
-        self.lin = nn.Linear(4, 4)
-        self.ln = nn.LayerNorm(4, bias=False)
-        self.out = nn.Linear(4, 3)
-
-    def forward(self, ids):
-        e = self.emb(ids)
-        e = torch.tanh(self.lin(e)) + torch.tanh(self.lin(2 * e))  # a layer called twice
-        return self.out(self.ln(e))  # [n, T, 3]: a Linear over positions
-
-
-def _eval_bn(model):
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            with torch.no_grad():
-                m.running_mean.uniform_(-1, 1, generator=_gen(2))
-                m.running_var.uniform_(0.5, 2, generator=_gen(3))
-                m.weight.uniform_(0.5, 1.5, generator=_gen(4))
-    return model.eval()
-
-
 def test_convolutions_and_norms():
     x = torch.randn(5, 2, 9, 9, generator=_gen(0), dtype=torch.float64)
-    _check(_eval_bn(Convs()), x)
+    _check(eval_bn(Convs()), x)
 
 
 def test_embeddings_positions_and_repeated_layers():
@@ -110,20 +92,6 @@ def test_one_position_linear_and_chunks():
     model = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 4))
     x = torch.randn(INPUT_CHUNK + 5, 3, generator=_gen(0), dtype=torch.float64)
     _check(model, x)
-
-
-class Outside(nn.Module):
-    """A raw parameter, and a layer weight also read outside its layer."""
-
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(3, 3)
-        self.scale = nn.Parameter(torch.tensor([1.5, 0.5, 2.0]))
-        self.out = nn.Linear(3, 2)
-
-    def forward(self, x):
-        a = torch.tanh(self.lin(x)) * self.scale + x @ self.lin.weight[:1].T
-        return self.out(a)
 
 
 def test_what_no_rule_covers_takes_vmap():
