@@ -4,9 +4,9 @@ the user's model (a private copy; the original is never modified).
 Stage order: ``symbolic → kernels → common → engine → variance → reference/montecarlo``.
 """
 
+from fishsym.common.data import as_inputs
 from fishsym.common.inputs import (
     WORKING_DTYPES,
-    as_inputs,
     cast_inputs,
     check_choice,
     check_count,

@@ -9,7 +9,7 @@ Every numeric entry point takes ``inputs`` as one of
   tensor ``x`` or a tuple/list ``(x, y, ...)`` whose second element ``y`` holds the data
   labels (used only by estimators that need them, e.g. the empirical Fisher).
 
-:class:`DataSource` checks every batch as :func:`~fishsym.common.inputs.as_inputs`
+:class:`DataSource` checks every batch as :func:`~fishsym.common.inputs.as_tensor_inputs`
 checks a tensor, keeps one batch in memory at a time, and stops after ``max_inputs``
 inputs. A sum over the batches of a stream equals the sum over the concatenated tensor
 (the tests hold the two to each other), so the result does not depend on how the data
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fishsym.common.inputs import as_inputs, check_count
+from fishsym.common.inputs import as_tensor_inputs, check_count
 from fishsym.errors import ArgumentTypeError, InvalidArgumentError, NonFiniteError, ShapeError
 
 #: examples per batch when a map-style ``Dataset`` is read
@@ -70,7 +70,7 @@ class DataSource:
         self.tensor: Tensor | None = None
         self.labels = None
         if _is_array_like(data):
-            x = as_inputs(data, argname)
+            x = as_tensor_inputs(data, argname)
             if labels is not None:
                 labels = _one_label_per_input(labels, x, "labels")
             if self.max_inputs is not None:
@@ -136,7 +136,7 @@ class DataSource:
             )
         else:
             x, y = batch, None
-        x = as_inputs(x, f"{self.argname} (batch {index})")
+        x = as_tensor_inputs(x, f"{self.argname} (batch {index})")
         if y is not None:
             y = _one_label_per_input(y, x, f"{self.argname}: the labels of batch {index}")
         return x, y
@@ -247,4 +247,17 @@ def materialise(data, argname: str = "inputs", max_inputs=None, labels=None, max
     return source.materialise(max_bytes)
 
 
-__all__ = ["DATASET_BATCH", "DataSource", "materialise"]
+def as_inputs(inputs, argname: str = "inputs") -> Tensor:
+    """``inputs`` ``[n_inputs, ...]`` as a tensor, checked
+    (:func:`~fishsym.common.inputs.as_tensor_inputs`). A ``Dataset`` or an iterable of
+    batches (``DataLoader``) is read and concatenated (:class:`DataSource`); the streaming
+    entry points read it batch by batch instead."""
+    array_like = isinstance(inputs, (Tensor, np.ndarray, list, tuple)) or np.isscalar(inputs)
+    if not array_like and (
+        isinstance(inputs, torch.utils.data.Dataset) or hasattr(inputs, "__iter__")
+    ):
+        return DataSource(inputs, argname=argname).materialise()[0]
+    return as_tensor_inputs(inputs, argname)
+
+
+__all__ = ["DATASET_BATCH", "DataSource", "as_inputs", "materialise"]

@@ -20,12 +20,9 @@ from fishsym.errors import ArgumentTypeError, InvalidArgumentError, NonFiniteErr
 WORKING_DTYPES = (torch.float64, torch.float32)
 
 
-def as_inputs(inputs, argname: str = "inputs") -> Tensor:
-    """``inputs`` ``[n_inputs, ...]`` as a tensor, checked.
-
-    A ``Dataset`` or an iterable of batches (``DataLoader``) is read and concatenated
-    (:class:`fishsym.common.data.DataSource`); the streaming entry points read it batch
-    by batch instead.
+def as_tensor_inputs(inputs, argname: str = "inputs") -> Tensor:
+    """``inputs`` ``[n_inputs, ...]`` — a tensor, an array or nested lists — as a tensor,
+    checked (:func:`fishsym.common.data.as_inputs` also reads datasets and loaders).
 
     Tensors are used as they are; numpy arrays keep their dtype; nested lists go through
     numpy (Python floats → float64, Python ints → int64). Raises
@@ -34,12 +31,6 @@ def as_inputs(inputs, argname: str = "inputs") -> Tensor:
     one input, :class:`~fishsym.errors.NonFiniteError` for NaN or inf.
     """
     x = inputs
-    if not isinstance(x, (Tensor, np.ndarray, list, tuple)) and not np.isscalar(x):
-        from fishsym.common.data import DataSource
-
-        if isinstance(x, torch.utils.data.Dataset) or hasattr(x, "__iter__"):
-            # a dataset or loader where one tensor is needed: its batches, concatenated
-            return DataSource(x, argname=argname).materialise()[0]
     if not isinstance(x, Tensor):
         try:
             arr = np.asarray(x)
@@ -155,7 +146,7 @@ def check_generator(generator, argname: str = "generator") -> torch.Generator:
 
 __all__ = [
     "WORKING_DTYPES",
-    "as_inputs",
+    "as_tensor_inputs",
     "cast_inputs",
     "check_choice",
     "check_count",

@@ -86,7 +86,7 @@ def masked_inputs(inputs, mask, model=None, argname: str = "mask"):
     A ready :class:`~fishsym.common.ModelView` cannot take a mask (its layout is fixed)."""
     if mask is None:
         return inputs, None
-    from fishsym.common.inputs import as_inputs
+    from fishsym.common.data import as_inputs
     from fishsym.common.model import ModelView
     from fishsym.errors import InvalidArgumentError
 

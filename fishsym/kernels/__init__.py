@@ -41,7 +41,6 @@ from fishsym.kernels.categorical import (
 )
 from fishsym.kernels.gaussian import GaussianKernel
 from fishsym.kernels.generic import GenericKernel
-from fishsym.kernels.product import ProductKernel
 from fishsym.kernels.numeric import (
     NumericFamily,
     declare,
@@ -49,6 +48,7 @@ from fishsym.kernels.numeric import (
     numeric_of,
     register_sampler,
 )
+from fishsym.kernels.product import ProductKernel
 from fishsym.kernels.spectrum import Spectrum
 from fishsym.symbolic import families
 from fishsym.symbolic.family import ExponentialFamily

@@ -43,6 +43,7 @@ from fishsym.kernels.spectrum import (
     power_label,
     starts,
 )
+from fishsym.kernels.stable import softmax_complement
 
 #: largest temporary (in elements) of the centred residuals ``v − pᵀv``: 2²⁰ elements
 #: (8 MiB in float64). Kept below glibc's largest mmap threshold (32 MiB) so that the
@@ -177,22 +178,6 @@ def categorical_root_t(p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     ``ψ = Σ_y ξ_y √p̄_y log p_y`` (docs/theory.md §9)."""
     mean = (p[..., :, None] * v).sum(-2, keepdim=True)
     return p.sqrt()[..., :, None] * (v - mean)
-
-
-def softmax_complement(h: torch.Tensor):
-    """``(p, q)`` with ``p = softmax(h)`` and ``q = 1 − p``, both without cancellation.
-
-    Only the most likely class can have ``p_c`` near 1; its complement is computed as
-    ``Σ_{e≠c} e^{h_e − h_max} / Σ_e e^{h_e − h_max}`` (a sum of positive terms) instead of
-    ``1 − p_c`` (or ``−expm1(log p_c)``, whose ``log p_c`` already lost the digits).
-    """
-    shifted = torch.exp(h - h.amax(-1, keepdim=True))
-    total = shifted.sum(-1, keepdim=True)
-    p = shifted / total
-    top = torch.nn.functional.one_hot(shifted.argmax(-1), h.shape[-1]).bool()
-    others = shifted.masked_fill(top, 0).sum(-1, keepdim=True)
-    q = torch.where(top, others / total, 1 - p)
-    return p, q
 
 
 def _apply3_rows(p, v):

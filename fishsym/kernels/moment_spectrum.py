@@ -79,7 +79,7 @@ def attach_m_spectrum(kernel, h: torch.Tensor, spectrum, local: bool) -> None:
     hi_from = ["Cor. 4.2 λ̃_max(μ₄) − λ_min(I)²"]
     lo_from = ["Cor. 4.2 max{0, λ̃_min(μ₄) − λ_max(I)²}"]
     if kernel.name == "categorical":
-        from fishsym.kernels.categorical import softmax_complement
+        from fishsym.kernels.stable import softmax_complement
 
         p, q = softmax_complement(h)
         # 1 − ‖p‖² = Σ p(1 − p), formed without cancellation
