@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "fisher_variances": "fishsym.variance",
     "FisherVariances": "fishsym.variance",
-    "load": "fishsym.variance.storage",
+    "load": "fishsym.variance.result",
     "plot_over_training": "fishsym.variance.plots",
     "diagonal_fisher": "fishsym.montecarlo.diagonal",
     "DiagonalFisher": "fishsym.montecarlo.diagonal",

@@ -1,4 +1,5 @@
-"""Results you can keep: :meth:`FisherVariances.save` and :func:`fishsym.load`.
+"""Results you can keep: the format of :meth:`FisherVariances.save` (this module writes
+it and checks it) and of :func:`fishsym.load` (:func:`fishsym.variance.result.load`).
 
 The file is a ``torch.save`` of a plain dict — tensors keyed by path strings, and one
 JSON string of metadata — read back with ``torch.load(weights_only=True)``, which accepts
@@ -21,12 +22,11 @@ version that wrote the file.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import torch
 
-from fishsym.errors import ArgumentTypeError, InvalidArgumentError
+from fishsym.errors import InvalidArgumentError
 
 FORMAT = "fishsym.FisherVariances"
 VERSION = 1
@@ -199,129 +199,4 @@ def _check_tensors(path, tensors, meta) -> None:
             raise _bad(path, f"entry {key!r} has shape {list(t.shape)}; its parameter's is {want}")
 
 
-def load(path, family=None):
-    """Read a result written by :meth:`FisherVariances.save`.
-
-    ``family``: the family (name, symbolic family or kernel) for a user-defined family that
-    the registry cannot rebuild from its stored name and sizes.
-
-    Everything is validated against the file's own metadata before a result is built:
-    the metadata's keys and types, family sizes (at most :data:`MAX_FAMILY_SIZE`), each
-    tensor's key, dtype, finiteness and shape; and the family rebuilt (or given) must be
-    the one the file was computed with (its :func:`family_signature`). A file that fails
-    any check raises :class:`~fishsym.errors.InvalidArgumentError`. No code runs from a
-    file (``torch.load(weights_only=True)``).
-    """
-    from fishsym import kernels
-    from fishsym.variance.result import FisherVariances
-
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidArgumentError(f"path {str(path)!r} is not a file written by res.save")
-    try:
-        payload = torch.load(path, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many kinds for foreign files
-        raise InvalidArgumentError(
-            f"{str(path)!r} is not a fishsym result file (torch.load(weights_only=True): {err})"
-        ) from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise InvalidArgumentError(f"{str(path)!r} is not a fishsym result file ({FORMAT})")
-    if payload.get("version") != VERSION:
-        raise InvalidArgumentError(
-            f"{str(path)!r} has format version {payload.get('version')!r}; this fishsym reads "
-            f"version {VERSION}"
-        )
-    try:
-        meta = json.loads(payload.get("meta"))
-    except (TypeError, ValueError) as err:
-        raise _bad(path, f"its metadata is not JSON ({err})") from err
-    _check_meta(path, meta)
-    tensors = payload.get("tensors")
-    _check_tensors(path, tensors, meta)
-    sizes = dict(meta["sizes"])
-    factors = sizes.pop("factors", None)  # a product over factor axes (docs/theory.md §11)
-    if factors is not None and (
-        not isinstance(factors, list)
-        or not factors
-        or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in factors)
-        or math.prod(factors) > MAX_FAMILY_SIZE
-    ):
-        raise _bad(path, f"its factor axes {factors!r} are not a list of positive sizes")
-    if family is None:
-        try:
-            kernel = kernels.get(meta["family"], **sizes)
-        except Exception as err:  # noqa: BLE001 - an unregistered (user) family
-            raise InvalidArgumentError(
-                f"family {meta['family']!r} of {str(path)!r} is not registered; pass "
-                "family= (the ExponentialFamily or kernel it was computed with)"
-            ) from err
-    elif hasattr(family, "log_prob"):
-        kernel = getattr(family, "base", family)
-    elif isinstance(family, str) or hasattr(family, "natural_params"):
-        kernel = kernels.get(family, **sizes)
-    else:
-        raise ArgumentTypeError(
-            f"family must be a name, an ExponentialFamily or a kernel; got {family!r}"
-        )
-    if factors is not None:
-        kernel = kernels.ProductKernel(kernel, factors)
-    stored, rebuilt = meta.get("family_signature"), family_signature(kernel)
-    if stored is not None and rebuilt is not None and stored != rebuilt:
-        raise InvalidArgumentError(
-            f"{str(path)!r} was computed with a family named {meta['family']!r} that is not "
-            f"the {'registered' if family is None else 'given'} one (sufficient statistic, "
-            "log-partition or base measure differ: a user family of the same name?); pass "
-            "family= the ExponentialFamily or kernel it was computed with"
-        )
-    order = meta["params"]
-
-    def params(prefix):
-        flat = _unflatten(tensors, prefix, 1)
-        return None if flat is None else {n: flat[n] for n in order if n in flat}
-
-    def nested(prefix, depth):
-        tree = _unflatten(tensors, prefix, depth)
-        if tree is None:
-            return None
-
-        def reorder(node, level):
-            if level == 1:
-                return {n: node[n] for n in order if n in node}
-            return {k: reorder(v, level - 1) for k, v in node.items()}
-
-        return reorder(tree, depth)
-
-    res = FisherVariances(
-        fisher=params("fisher"),
-        var1=params("var1"),
-        var2=params("var2"),
-        bounds=nested("bounds", 3),
-        bounds_method=meta["bounds_method"],
-        var_fisher_over_inputs=params("var_x"),
-        per_sample=meta["per_sample"],
-        kernel=kernel,
-        n_inputs=meta["n_inputs"],
-        path=meta["path"],
-        groups=meta["groups"],
-        means=nested("means", 2),
-        mean_bounds=nested("mean_bounds", 3),
-    )
-    res.var2_routes = meta["var2_routes"]
-    res.paper_bounds = nested("paper_bounds", 3)
-    res.paper_bounds_method = meta["paper_bounds_method"]
-    res.mean = nested("mean", 2) or {}
-    res.var = nested("var", 2) or {}
-    res.bias = nested("bias", 2) or {}
-    res.cost = meta["cost"]
-    skipped = meta.get("skipped", [])
-    if not isinstance(skipped, list) or not set(skipped) <= {"var2"}:
-        raise _bad(
-            path, f"metadata 'skipped' must be a list of skipped quantities; got {skipped!r:.80}"
-        )
-    res.skipped = tuple(skipped)
-    if "var2" not in res.skipped and res.var2 is None:
-        raise _bad(path, "V₂ is missing although the file does not say it was skipped")
-    return res
-
-
-__all__ = ["FORMAT", "MAX_FAMILY_SIZE", "VERSION", "family_signature", "load", "save"]
+__all__ = ["FORMAT", "MAX_FAMILY_SIZE", "VERSION", "family_signature", "save"]
