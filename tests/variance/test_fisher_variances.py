@@ -487,3 +487,25 @@ def test_unit_moments_against_label_enumeration(with_hessian):
         torch.testing.assert_close(out["var2"], torch.einsum("ny,nya->na", p, curv**2))
     else:
         assert "var2" not in out
+
+
+def test_the_cost_clock_projects_once_from_the_steady_rate(monkeypatch):
+    """The run's time is projected once, after the warm-up block and BLOCKS more, from the
+    rate of the blocks after the first: (elapsed) + (units left)/(rate); never once the
+    work is done, and never for a run of unknown size."""
+    from fishsym.variance import compute
+
+    now = [0.0]
+    monkeypatch.setattr(compute.time, "perf_counter", lambda: now[0])
+    clock = compute._CostClock(100)
+    got = []
+    for t in (1.0, 2.0, 3.0, 4.0):
+        now[0] = t
+        got.append(clock.tick(10))
+    # blocks 1 (warm-up, at t = 1), 2, 3: the projection at t = 3 from 20 units in 2 s
+    assert got == [None, None, 3.0 + 70 / 10, None]
+    done = compute._CostClock(30)
+    now[0] = 0.0
+    assert [done.tick(10) for _ in range(3)] == [None, None, None]  # all done: no projection
+    unknown = compute._CostClock(None)
+    assert [unknown.tick(10) for _ in range(4)] == [None] * 4
