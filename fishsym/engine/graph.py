@@ -62,7 +62,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functionalize, jacrev, jvp, vjp, vmap
 
-from fishsym.common import ModelView, cast_inputs, math_attention
+from fishsym.common import ModelView, cast_inputs, check_memory, math_attention, memory_budget
 from fishsym.engine import activations as _act
 from fishsym.engine.derivatives import DenseDerivatives, LinearDerivatives, ParamDerivatives
 from fishsym.engine.generic import GenericModel, GenericPathWarning
@@ -746,6 +746,16 @@ class GraphModel:
         if self.analysis is not None and self.analysis.sources:
             # the curvature-source passes carry SOURCE_CHUNK cotangents per input at a time
             per_input += SOURCE_CHUNK * 2 * _largest_activation(self.analysis.graph) * itemsize
+        # one input is the least a step takes: refuse what cannot fit this machine at all
+        # (a language model's exact route has d = T·V cotangents per input) before allocating
+        check_memory(
+            per_input,
+            memory_budget(None, self.view.device),
+            f"the graph path's per-input Jacobians ({max(1, d):,} outputs × "
+            f"{self.n_entries():,} parameter entries, one input)",
+            "Sample instead: fishsym.diagonal_fisher (per-token labels for a language model), "
+            "or select fewer outputs (output=) or parameters.",
+        )
         return max(1, min(MAX_INPUT_CHUNK, int(JACOBIAN_SHARE * budget) // per_input))
 
     def steps(self, n_inputs: int, chunk: int, d: int) -> int:

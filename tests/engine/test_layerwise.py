@@ -212,3 +212,14 @@ def test_small_models_keep_the_per_input_jacobian():
     engine.prepare(x)
     assert engine.layerwise is None
     assert set(engine.jacobian_routes.values()) == {PER_INPUT_JACOBIAN, "factorised Linear"}
+
+
+def test_an_exact_route_that_cannot_fit_is_refused_before_allocating():
+    """A language model's exact Fisher has d = T·V outputs per input: refused up front with
+    the estimate (and what to do instead), not an out-of-memory crash."""
+    from fishsym.errors import MemoryBudgetError
+
+    model = gpt2(vocab=50257, width=8, layers=1, heads=2, context=64)
+    ids = torch.randint(0, 50257, (2, 64), generator=_gen(0))
+    with pytest.raises(MemoryBudgetError, match="diagonal_fisher"):
+        fishsym.fisher_variances(model, ids, "categorical", var2=False, dtype=torch.float32)
