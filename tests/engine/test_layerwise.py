@@ -223,3 +223,23 @@ def test_an_exact_route_that_cannot_fit_is_refused_before_allocating():
     ids = torch.randint(0, 50257, (2, 64), generator=_gen(0))
     with pytest.raises(MemoryBudgetError, match="diagonal_fisher"):
         fishsym.fisher_variances(model, ids, "categorical", var2=False, dtype=torch.float32)
+
+
+class InPlace(nn.Module):
+    """Batch norms followed by ReLU(inplace=True), as torchvision's ResNets write them: the
+    in-place operation must not move a recorded layer output's gradient past itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.relu = nn.ReLU(inplace=True)
+        self.head = nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.head(self.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+
+def test_in_place_activations_after_a_layer():
+    x = torch.randn(4, 2, 5, 5, generator=_gen(0), dtype=torch.float64)
+    _check(eval_bn(InPlace()), x)  # every layer keeps its rule, u equal to vmap(jacrev)
