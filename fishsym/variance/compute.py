@@ -11,31 +11,30 @@ single-label variances (``N = 1``), with the bounds of §3
     ‖u_i‖⁴ λ_min(μ_4) − I(θ_i|x)² ≤ V₁ ≤ ‖u_i‖⁴ λ_max(μ_4) − I(θ_i|x)²
     ‖w_i‖² λ_min(I) ≤ V₂ ≤ ‖w_i‖² λ_max(I)
 
-taken with the family kernel's *certified* spectral values (``mu4_min_lower``,
-``mu4_max_upper``, ``fisher_min``, ``fisher_max``), so every per-input bound brackets
-the exact value and so does their mean over inputs. Floating point cannot move a bound
-to the wrong side: the spectral values, the per-input bounds and their sums over inputs
-are each rounded outward by their error bound (``BOUND_ULPS``, ``SUM_ULPS``), and a
-variance is never negative, so each per-input bound is ``max(0, ·)``. ``V₁`` itself is
-the kernel's cancellation-free ``Var[((t−η)ᵀu)²]`` (``μ₄ − I²`` cancels where the squared
-score hardly varies).
+taken with the family kernel's *certified* spectral values, so every per-input bound
+brackets the exact value and so does their mean over inputs; each is rounded outward by
+its error bound (``moments.BOUND_ULPS``, ``sums.SUM_ULPS``). ``V₁`` itself is the kernel's
+cancellation-free ``Var[((t−η)ᵀu)²]``.
 
-Linear layers factorise, ``u = g_a z_b`` and ``w = s_a z_b²`` (§7): the per-unit numbers
-``f_a = g_aᵀ I g_a``, ``q_a = μ_4[g_a⁴] − f_a²``, ``r_a = s_aᵀ I s_a`` (and the bounds'
-``‖g_a‖⁴``, ``‖s_a‖²``) are computed once per input and unit, and the sums over inputs
-are matrix products ``Fᵀ Z²`` and ``[Q | R | F² | …]ᵀ Z⁴`` — one per layer and chunk of
-inputs, never a per-parameter-per-input tensor unless ``per_sample=True``.
+The entry point is a sequence of named steps, each a function below:
+
+    source      the inputs, in memory or streamed, with their labels and padding mask
+    model view  a private, cast copy of the user's model (never the model itself)
+    engine      u (and w) per input: structured MLP rules, the graph path, or generic
+    moments     the family's per-unit factors f, q, r and bounds (variance/moments.py)
+    sums        reduced over inputs into per-parameter sums (variance/sums.py)
+    result      means, estimator tables, outward rounding, checks: ``FisherVariances``
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import time
 import warnings
+from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from fishsym import engine as _engine
 from fishsym import kernels as _kernels
@@ -50,20 +49,18 @@ from fishsym.common import (
 )
 from fishsym.common import distributed as _dist
 from fishsym.common.data import DataSource
-from fishsym.common.mask import masked_inputs
 from fishsym.common.distributed import use_distributed
+from fishsym.common.mask import masked_inputs
 from fishsym.common.model import translate_model_errors
 from fishsym.common.progress import progress_bar
 from fishsym.engine import ParamDerivatives
-from fishsym.errors import (
-    ArgumentTypeError,
-    DomainError,
-    InvalidArgumentError,
-    NonFiniteError,
-    ShapeError,
-)
+from fishsym.errors import ArgumentTypeError, InvalidArgumentError, NonFiniteError, ShapeError
 from fishsym.variance import estimators as _est
+from fishsym.variance import moments as _moments
+from fishsym.variance import sums as _sums
+from fishsym.variance.moments import BOUND_ULPS, paper_spectrum, unit_moments
 from fishsym.variance.result import FisherVariances
+from fishsym.variance.sums import SUM_ULPS
 
 #: peak working memory the default chunk size aims at (bytes), structured path
 MEMORY_BUDGET = 256 * 2**20
@@ -72,327 +69,13 @@ GENERIC_WARN_SECONDS = 60.0
 #: progress bars appear only for runs that are still going after this many seconds
 PROGRESS_DELAY = 2.0
 
-#: per-input quantities summed over inputs, and the power of the layer input z they carry
-_POWER2 = ("fisher", "fisher_lower", "fisher_upper")
-_POWER4 = (
-    "var1",
-    "fisher_sq",
-    "var1_lower",
-    "var1_upper",
-    "var2",
-    "var2_lower",
-    "var2_upper",
-    "pvar1_lower",
-    "pvar1_upper",
-)
-#: the bounds: ours ("exact_fisher" form: ‖u‖⁴λ(μ₄) − I²) and the paper's Theorem 4.1
-#: (eq. 7 for I, eq. 8 ‖u‖⁴λ̃(M) for V₁; eq. 9 for V₂ is the same in both)
-_BOUNDS = (
-    "var1_lower",
-    "var1_upper",
-    "var2_lower",
-    "var2_upper",
-    "fisher_lower",
-    "fisher_upper",
-    "pvar1_lower",
-    "pvar1_upper",
-)
-
 
 class DerivativeWarning(UserWarning):
     """A note about what ``fisher_variances`` skipped or how long it will take."""
 
 
-# --------------------------------------------------------------------------- the family
 #: the one family resolver (kept under its old name for callers of this module)
 resolve_kernel = _kernels.for_output
-
-
-def unit_moments(
-    kernel, h: Tensor, jac: Tensor, hess_diag: Tensor | None, spectrum=None
-) -> dict[str, Tensor | None]:
-    """Per input and unit (or parameter entry), the factors of §2–§3 before the layer input.
-
-    Parameters: ``h`` ``[n, c]``; ``jac`` (``g``) and ``hess_diag`` (``s``) ``[n, c, a]``;
-    ``spectrum`` the kernel's spectrum at ``h`` (``None``: no bounds).
-
-    Returns ``[n, a]`` tensors: ``fisher`` ``f = gᵀIg``, ``var1`` ``q = μ_4[g⁴] − f²``,
-    ``fisher_sq`` ``f²``, and with a spectrum ``var1_lower/upper`` ``‖g‖⁴λ(μ_4) − f²``;
-    when ``hess_diag`` is given also ``var2`` ``r = sᵀIs`` and with a spectrum
-    ``var2_lower/upper`` ``‖s‖²λ(I)``. A parameter ``θ = (a, b)`` with layer input ``z``
-    then has ``I = f z_b²`` and every other quantity ``· z_b⁴``.
-
-    Where the spectral value of a lower bound is exactly zero for every input
-    (``λ_min(μ_4) = 0``, ``λ_min(I) = 0`` for over-complete categorical heads), the entry
-    is ``None``: the bound is then ``−f²`` resp. ``0`` and costs nothing to reduce.
-    """
-    out = _jac_moments(kernel, h, jac, spectrum)
-    if hess_diag is not None:
-        out.update(_hess_moments(kernel, h, hess_diag, spectrum))
-    return out
-
-
-#: per-input bounds are rounded outward by ``(BOUND_ULPS + d)·eps`` times the size of the
-#: terms they are formed from (``‖g‖⁴λ``, ``f²`` and ``‖g‖²f``, which bounds the error of
-#: ``f²`` from the rounding of the centred residuals): a sum of ``d`` products has relative
-#: error ``≤ d·eps/2``, and the few operations around it are covered by ``BOUND_ULPS``
-BOUND_ULPS = 16
-#: sums over inputs (and the division by their number) of the non-negative per-input
-#: bounds are rounded outward by ``(n + SUM_ULPS)·eps`` relative (a recursive or blocked
-#: sum of ``n`` non-negative terms has relative error ``≤ (n − 1)·eps/2``; ``z⁴`` adds two
-#: roundings and the mean one)
-SUM_ULPS = 8
-
-
-def _jac_moments(kernel, h, jac, spectrum) -> dict[str, Tensor | None]:
-    # V₁ = Var[((t−η)ᵀg)²] in the kernel's cancellation-free form (μ₄ − f² is not), with f
-    # from the same pass where the kernel shares it
-    f, var1 = kernel.quadratic_and_var_squared(h, jac)
-    f_sq = f * f
-    out: dict[str, Tensor | None] = {"fisher": f, "fisher_sq": f_sq, "var1": var1}
-    if spectrum is not None:
-        # ‖g‖² as a batched dot product: no jac-sized temporary (4× faster than squaring)
-        g2 = torch.einsum("nca,nca->na", jac, jac)
-        g4 = g2 * g2
-        margin = (BOUND_ULPS + jac.shape[1]) * torch.finfo(jac.dtype).eps
-        slack = g2 * f + f_sq
-        hi = spectrum.mu4_max_upper[:, None]
-        # a variance is never negative, so max(0, ·) keeps a valid bound on either side
-        out["var1_upper"] = (g4 * hi - f_sq + margin * (g4 * hi.abs() + slack)).clamp_min(0)
-        lo = spectrum.mu4_min_lower
-        if bool((lo <= 0).all()):
-            out["var1_lower"] = None  # ‖g‖⁴λ_min − f² ≤ 0: the bound is the zero bound
-        else:
-            lo = lo[:, None]
-            out["var1_lower"] = (g4 * lo - f_sq - margin * (g4 * lo.abs() + slack)).clamp_min(0)
-        # Theorem 4.1 as stated: eq. (7) ‖u‖²λ(I) brackets I(θ|x), eq. (8) ‖u‖⁴λ̃(M), M =
-        # μ₄ − I⊗I, brackets V₁ (certified λ̃(M) values of :func:`paper_spectrum`)
-        out["fisher_upper"] = g2 * spectrum.fisher_max[:, None] * (1 + margin)
-        out["fisher_lower"] = _lower(g2, spectrum.fisher_min, margin)
-        out["pvar1_upper"] = g4 * spectrum.m_max_upper[:, None] * (1 + 2 * margin)
-        out["pvar1_lower"] = _lower(g4, spectrum.m_min_lower, 2 * margin)
-    return out
-
-
-def _lower(norm: Tensor, value: Tensor, margin: float) -> Tensor | None:
-    """``max(0, norm·value)`` rounded down, per input and unit — or ``None`` (the zero
-    bound, nothing to reduce) where ``value ≤ 0`` for every input (``λ_min(I) = 0`` and
-    ``λ̃_min(M) = 0`` for over-complete categorical heads)."""
-    if bool((value <= 0).all()):
-        return None
-    return (norm * value[:, None] * (1 - margin)).clamp_min(0)
-
-
-def paper_spectrum(kernel, h: Tensor, spectrum) -> dict[str, str]:
-    """The methods of the certified ``m_min_lower ≤ λ̃_min(M)`` and ``m_max_upper ≥
-    λ̃_max(M)``, ``M = μ₄ − I⊗I`` (docs/theory.md §3), which every kernel spectrum carries
-    (:mod:`fishsym.kernels.moment_spectrum`: Cor. 4.2, Thm. 5.2 for categorical heads, and
-    with ``local=True`` the matricisation), attaching them first to a spectrum without."""
-    if getattr(spectrum, "m_max_upper", None) is None:
-        from fishsym.kernels.moment_spectrum import attach_m_spectrum
-
-        attach_m_spectrum(kernel, h, spectrum, local=False)
-    return {k: spectrum.methods[k] for k in ("m_min_lower", "m_max_upper")}
-
-
-def _hess_moments(kernel, h, hess_diag, spectrum) -> dict[str, Tensor | None]:
-    out: dict[str, Tensor | None] = {"var2": kernel.quadratic(h, hess_diag)}
-    if spectrum is not None:
-        s2 = torch.einsum("nca,nca->na", hess_diag, hess_diag)
-        margin = (BOUND_ULPS + hess_diag.shape[1]) * torch.finfo(hess_diag.dtype).eps
-        out["var2_upper"] = s2 * spectrum.fisher_max[:, None] * (1 + margin)
-        out["var2_lower"] = _lower(s2, spectrum.fisher_min, margin)
-    return out
-
-
-def _batched_moments(
-    kernel, h: Tensor, blocks: list[ParamDerivatives], spectrum, extra=(), data_t=None
-) -> list[dict]:
-    """:func:`unit_moments` of every block, with one kernel call for all the distinct
-    ``jac`` tensors (concatenated along the unit axis) and one for all ``hess_diag``."""
-
-    def concatenated(tensors):
-        # [n, c, Σa] stored with c innermost, so that the kernels' reductions over c run
-        # over contiguous memory; the one copy of the engine's [n, c, a] tensors
-        return torch.cat([t.transpose(1, 2) for t in tensors], 1).transpose(1, 2)
-
-    def split(moments, tensors):
-        parts, start = [], 0
-        for t in tensors:
-            stop = start + t.shape[2]
-            parts.append({q: None if m is None else m[:, start:stop] for q, m in moments.items()})
-            start = stop
-        return parts
-
-    jacs = list({id(pd.jac): pd.jac for pd in blocks}.values())
-    hesses = list(
-        {id(pd.hess_diag): pd.hess_diag for pd in blocks if pd.hess_diag is not None}.values()
-    )
-    all_jac = concatenated(jacs)
-    jac_moments = _jac_moments(kernel, h, all_jac, spectrum)
-    jac_moments.update(_est.extra_unit_moments(kernel, h, all_jac, extra, data_t))
-    jac_parts = split(jac_moments, jacs)
-    by_jac = dict(zip(map(id, jacs), jac_parts, strict=True))
-    by_hess = {}
-    if hesses:
-        hm = _hess_moments(kernel, h, concatenated(hesses), spectrum)
-        by_hess = dict(zip(map(id, hesses), split(hm, hesses), strict=True))
-    return [
-        {**by_jac[id(pd.jac)], **(by_hess[id(pd.hess_diag)] if pd.hess_diag is not None else {})}
-        for pd in blocks
-    ]
-
-
-# --------------------------------------------------------------------------- accumulation
-def _quantities(bounds: bool, var2: bool) -> list[str]:
-    """The per-input quantities summed: without ``bounds`` no bound, without ``var2``
-    nothing of ``V₂``."""
-    return [
-        q
-        for q in _POWER2 + _POWER4
-        if (bounds or q not in _BOUNDS) and (var2 or not q.startswith("var2"))
-    ]
-
-
-class _Sums:
-    """Running sums over inputs (or per-input values with ``per_sample``) of every
-    quantity, per parameter, shaped like the parameter."""
-
-    def __init__(
-        self,
-        shapes: dict[str, torch.Size],
-        n_inputs: int,
-        dtype: torch.dtype,
-        per_sample: bool,
-        bounds: bool,
-        device: torch.device,
-        extra=(),
-        var2: bool = True,
-    ):
-        self.names = list(shapes)
-        self.per_sample = per_sample
-        self.quantities = _quantities(bounds, var2)
-        self.quantities += [q for q in extra if q not in self.quantities]
-        lead = (n_inputs,) if per_sample else ()
-        self.data = {
-            name: {
-                q: torch.zeros((*lead, *shape), dtype=dtype, device=device) for q in self.quantities
-            }
-            for name, shape in shapes.items()
-        }
-
-    def ensure(self, n_rows: int) -> None:
-        """Room for ``n_rows`` per-input rows (a stream of unknown length grows them by
-        doubling)."""
-        if not self.per_sample:
-            return
-        for store in self.data.values():
-            for q, t in store.items():
-                if t.shape[0] < n_rows:
-                    grown = t.new_zeros(max(n_rows, 2 * t.shape[0]), *t.shape[1:])
-                    grown[: t.shape[0]] = t
-                    store[q] = grown
-
-    def trim(self, n_rows: int) -> None:
-        """Drop per-input rows beyond the ``n_rows`` inputs read."""
-        if self.per_sample:
-            for store in self.data.values():
-                for q in store:
-                    store[q] = store[q][:n_rows]
-
-    def reduce_ranks(self, n_local: int, device) -> int:
-        """Sum (or, per input, gather in rank order) the sums across ranks; return the
-        number of inputs over all ranks."""
-        if self.per_sample:
-            for store in self.data.values():
-                for q in store:
-                    store[q] = _dist.all_gather_rows(store[q])
-        else:
-            _dist.all_reduce_sum([t for store in self.data.values() for t in store.values()])
-        return _dist.all_reduce_count(n_local, device)
-
-    def add(self, pd: ParamDerivatives, moments: dict[str, Tensor | None], rows: slice) -> None:
-        """Reduce one block's per-unit moments into its parameter's sums: the block knows
-        its own factorisation (:meth:`ParamDerivatives.reduce`)."""
-        pd.reduce(
-            self.data[pd.name],
-            moments,
-            rows,
-            self.per_sample,
-            power2=_POWER2 + _est.POWER2,
-            power1=_est.POWER1,
-        )
-
-
-class _CostClock:
-    """Projects a run's total time once, from its throughput (parameter entries × inputs
-    per second) measured after the first step, which also pays for one-time work (the
-    tracing of vectorised transforms) and would overstate the cost."""
-
-    #: blocks timed (after the first) before the projection is made
-    BLOCKS = 2
-
-    def __init__(self, total_units: int | None):
-        self.total = total_units
-        self.done = 0
-        self.blocks = 0
-        self.start: float | None = None
-        self.warm_units = 0
-        self.t0 = time.perf_counter()
-        self.reported = False
-
-    def tick(self, units: int) -> float | None:
-        """Record a finished block of ``units``; return the projected total seconds once."""
-        now = time.perf_counter()
-        self.done += units
-        self.blocks += 1
-        if self.blocks == 1:
-            self.start, self.warm_units = now, self.done
-            return None
-        if self.total is None or self.reported or self.blocks <= self.BLOCKS:
-            return None
-        if self.done >= self.total:
-            return None
-        self.reported = True
-        rate = (self.done - self.warm_units) / max(now - self.start, 1e-9)
-        return (now - self.t0) + (self.total - self.done) / rate
-
-
-def _warn_cost(estimate: float | None, eng, n_entries: int, known: int | None) -> None:
-    """Warn once the projected time of the run is over ``GENERIC_WARN_SECONDS``."""
-    if estimate is not None and estimate > GENERIC_WARN_SECONDS:
-        warnings.warn(
-            f"{eng.path} path: about {estimate:.0f} s in all for {n_entries:,} parameter "
-            f"entries × {known} inputs ({eng.cost_note}; measured on the steps done so far)",
-            DerivativeWarning,
-            stacklevel=3,
-        )
-
-
-def _check_h(kernel, h: Tensor, rows: slice) -> None:
-    if h.dim() != 2 or h.shape[1] != kernel.d:
-        raise ShapeError(
-            f"the model output for inputs {rows.start}..{rows.stop - 1} has shape "
-            f"{tuple(h.shape)}; family {kernel.name!r} needs [n_inputs, {kernel.d}]"
-        )
-    try:
-        kernel.check_h(h)
-    except (DomainError, NonFiniteError, ShapeError) as err:
-        raise type(err)(
-            f"the model output (natural parameters h) for inputs {rows.start}..{rows.stop - 1} "
-            f"is not valid for family {kernel.name!r}: {err}"
-        ) from err
-
-
-def _all_finite(t: Tensor) -> bool:
-    # one pass over t: NaN and ±inf propagate into the sum; only a sum that overflows
-    # from finite terms needs the elementwise check
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
-
-
-def _groups(names: list[str]) -> dict[str, list[str]]:
-    """Module path → its parameter names (:func:`fishsym.common.parameter_groups`)."""
-    return parameter_groups(names)
 
 
 # --------------------------------------------------------------------------- the entry point
@@ -517,56 +200,108 @@ def fisher_variances(
         Softmax/Sigmoid (probabilities instead of natural parameters), no trainable
         parameter; a ``per_sample`` result over ``max_memory``.
     """
-    dtype = check_dtype(dtype)
-    if chunk_size is not None:
-        chunk_size = check_count(chunk_size, "chunk_size")
-    for flag, value in (
-        ("per_sample", per_sample),
-        ("bounds", bounds),
-        ("tight_paper_bounds", tight_paper_bounds),
-    ):
-        if not isinstance(value, bool):
-            raise ArgumentTypeError(f"{flag} must be True or False; got {value!r}")
-    if not isinstance(var2, bool):
-        raise ArgumentTypeError(f"var2 must be True or False; got {var2!r}")
-    if estimators is None:
-        estimators = ("squared_score", "neg_hessian") if var2 else ("squared_score",)
-    estimators = _check_estimators(estimators)
-    if not var2 and "neg_hessian" in estimators:
-        raise InvalidArgumentError(
-            'estimator "neg_hessian" is the negative Hessian, whose variance is V₂: it needs '
-            "var2=True (var2=False skips every second derivative)"
-        )
-    extra = sorted({q for e in estimators for q in _est.EXTRA_QUANTITIES.get(e, ())})
+    req = _Request.check(
+        per_sample, bounds, tight_paper_bounds, var2, dtype, chunk_size, estimators, max_memory
+    )
+    # source: the inputs (a tensor, dataset or stream), their labels and padding mask
     inputs, layout = masked_inputs(inputs, mask, model)
     source = DataSource(inputs, max_inputs=max_inputs, labels=labels)
     reduce_ranks = use_distributed(distributed)
-    # a view made by another entry point (diagonal_fisher's exact route) keeps what its
-    # probe decided about the model's hooks
-    view = (
-        model.cast(dtype)
-        if isinstance(model, ModelView)
-        else ModelView(model, dtype, output, mask_layout=layout)
-    )
+    # model view: a private cast copy; its probe on the first batch gives the output shape
+    view = _model_view(model, req.dtype, output, layout)
     stream = source.batches()
     first_x, first_y = next(stream)
-    first_x = cast_inputs(first_x, dtype, view.device)
+    first_x = cast_inputs(first_x, req.dtype, view.device)
     out_dim = view.probe(first_x)
+    # engine: u (and w) of every parameter entry per input, and the family on the output
+    eng, kernel = _engine_and_kernel(view, first_x, first_y, family, out_dim, path, req)
+    # family moments, reduced into sums over inputs (every rank's, under distributed)
+    acc = _Accumulator(eng, kernel, view, source, out_dim, first_x.shape[0], req)
+    acc.run(itertools.chain([(first_x, first_y)], stream), progress)
+    if reduce_ranks:
+        acc.reduce_ranks()
+    # result: means, estimator tables, outward-rounded bounds, finiteness
+    return _result(acc, eng.path, req)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What the caller asked for, checked: the flags, the working dtype, the estimators
+    whose tables are made, and the extra per-input quantities they need."""
+
+    per_sample: bool
+    bounds: bool
+    tight_paper_bounds: bool
+    var2: bool
+    dtype: torch.dtype
+    chunk_size: int | None
+    estimators: tuple[str, ...]
+    max_memory: float | None
+
+    @property
+    def extra(self) -> list[str]:
+        return sorted({q for e in self.estimators for q in _est.EXTRA_QUANTITIES.get(e, ())})
+
+    @property
+    def label_estimators(self) -> list[str]:
+        """The requested estimators that use the data labels."""
+        return [e for e in self.estimators if e in _est.DATA_LABEL_ESTIMATORS]
+
+    @classmethod
+    def check(
+        cls, per_sample, bounds, tight_paper_bounds, var2, dtype, chunk_size, estimators, max_memory
+    ) -> _Request:
+        dtype = check_dtype(dtype)
+        if chunk_size is not None:
+            chunk_size = check_count(chunk_size, "chunk_size")
+        for flag, value in (
+            ("per_sample", per_sample),
+            ("bounds", bounds),
+            ("tight_paper_bounds", tight_paper_bounds),
+        ):
+            if not isinstance(value, bool):
+                raise ArgumentTypeError(f"{flag} must be True or False; got {value!r}")
+        if not isinstance(var2, bool):
+            raise ArgumentTypeError(f"var2 must be True or False; got {var2!r}")
+        if estimators is None:
+            estimators = ("squared_score", "neg_hessian") if var2 else ("squared_score",)
+        estimators = _check_estimators(estimators)
+        if not var2 and "neg_hessian" in estimators:
+            raise InvalidArgumentError(
+                'estimator "neg_hessian" is the negative Hessian, whose variance is V₂: it '
+                "needs var2=True (var2=False skips every second derivative)"
+            )
+        return cls(
+            per_sample, bounds, tight_paper_bounds, var2, dtype, chunk_size, estimators, max_memory
+        )
+
+
+def _model_view(model, dtype, output, layout) -> ModelView:
+    """The private copy every derivative is taken on. A view made by another entry point
+    (``diagonal_fisher``'s exact route) is cast, and keeps what its probe decided about
+    the model's hooks."""
+    if isinstance(model, ModelView):
+        return model.cast(dtype)
+    return ModelView(model, dtype, output, mask_layout=layout)
+
+
+def _engine_and_kernel(view, first_x, first_y, family, out_dim, path, req: _Request):
+    """The engine for ``path`` (``"auto"``: the structured path where it applies, else the
+    graph path), prepared on the first batch, and the family kernel on the output."""
     eng = _engine.select(view, path)
-    eng.second_order = var2
+    eng.second_order = req.var2
     if view.frozen:
         warnings.warn(
             f"skipping {len(view.frozen)} parameter(s) with requires_grad=False: "
             f"{', '.join(view.frozen)}",
             DerivativeWarning,
-            stacklevel=2,
+            stacklevel=4,
         )
     kernel = _kernels.for_output(family, out_dim, view.out_shape)
-    wanted_labels = [e for e in estimators if e in _est.DATA_LABEL_ESTIMATORS]
-    if wanted_labels and first_y is None:
+    if req.label_estimators and first_y is None:
         raise InvalidArgumentError(
-            f"estimators {wanted_labels} use the data labels: pass labels=, one per input, "
-            "or batches (x, y)"
+            f"estimators {req.label_estimators} use the data labels: pass labels=, one per "
+            "input, or batches (x, y)"
         )
     try:
         eng.prepare(first_x)
@@ -577,128 +312,179 @@ def fisher_variances(
         # MLP's [n, features]: the graph path handles it
         eng = _engine.GraphModel(view)
         eng.fallback_reason = str(err)
-        eng.second_order = var2
+        eng.second_order = req.var2
         eng.prepare(first_x)
-    # working memory of the engine: the user's max_memory when given
-    work = MEMORY_BUDGET if max_memory is None else memory_budget(max_memory, view.device)
-    chunk = chunk_size or eng.default_chunk(dtype, work, out_dim)
-    known = source.known_length()
+    return eng, kernel
 
-    names = eng.param_names()
-    shapes = {name: view.params[name].shape for name in names}
-    n_quantities = len(_quantities(bounds, var2))
-    n_entries = sum(s.numel() for s in shapes.values())
-    itemsize = torch.finfo(dtype).bits // 8
-    budget = memory_budget(max_memory, view.device)
-    per_input_bytes = n_entries * n_quantities * itemsize
 
-    def check_rows(n_rows):
+class _Accumulator:
+    """The sums over inputs of every quantity, per parameter: for each chunk of inputs,
+    the engine's blocks of ``u`` (and ``w``), their family moments
+    (:func:`~fishsym.variance.moments.batched_moments`) and the reduction of each block
+    into its parameter's sums (:class:`~fishsym.variance.sums.Sums`)."""
+
+    def __init__(self, eng, kernel, view, source, out_dim: int, n_first: int, req: _Request):
+        self.eng, self.kernel, self.view, self.source, self.req = eng, kernel, view, source, req
+        self.out_dim = out_dim
+        # working memory of the engine: the user's max_memory when given
+        work = (
+            MEMORY_BUDGET if req.max_memory is None else memory_budget(req.max_memory, view.device)
+        )
+        self.chunk = req.chunk_size or eng.default_chunk(req.dtype, work, out_dim)
+        self.known = source.known_length()
+        self.names = eng.param_names()
+        shapes = {name: view.params[name].shape for name in self.names}
+        self.n_entries = sum(s.numel() for s in shapes.values())
+        self.n_quantities = len(_sums.quantities(req.bounds, req.var2))
+        self.budget = memory_budget(req.max_memory, view.device)
+        self.per_input_bytes = self.n_entries * self.n_quantities * torch.finfo(req.dtype).bits // 8
+        rows = self.known or n_first
+        self.check_rows(rows)
+        self.sums = _sums.Sums(
+            shapes, rows, req.dtype, req.per_sample, req.bounds, view.device, req.extra, req.var2
+        )
+        self.methods: dict[str, set[str]] = {}
+        self.routes: dict[str, set[str]] = {}
+        self.n_inputs = 0
+
+    def check_rows(self, n_rows: int) -> None:
+        """Refuse a ``per_sample`` result over the memory budget before allocating it."""
+        req = self.req
         check_memory(
-            per_input_bytes * (n_rows if per_sample else 1),
-            budget,
-            f"fisher_variances(per_sample={per_sample}) for {n_rows} inputs × "
-            f"{n_entries:,} parameter entries × {n_quantities} quantities",
-            f"At most {max(0, budget // per_input_bytes):,} inputs fit per_sample=True; pass "
-            "fewer inputs (max_inputs=), per_sample=False (input averages), or a larger "
-            "max_memory.",
+            self.per_input_bytes * (n_rows if req.per_sample else 1),
+            self.budget,
+            f"fisher_variances(per_sample={req.per_sample}) for {n_rows} inputs × "
+            f"{self.n_entries:,} parameter entries × {self.n_quantities} quantities",
+            f"At most {max(0, self.budget // self.per_input_bytes):,} inputs fit "
+            "per_sample=True; pass fewer inputs (max_inputs=), per_sample=False (input "
+            "averages), or a larger max_memory.",
         )
 
-    check_rows(known or first_x.shape[0])
-    sums = _Sums(
-        shapes, known or first_x.shape[0], dtype, per_sample, bounds, view.device, extra, var2
-    )
-    methods: dict[str, set[str]] = {}
-    routes: dict[str, set[str]] = {}
+    def run(self, batches, progress) -> None:
+        """Read every batch ``(x, y)`` (the first already cast) into the sums."""
+        eng, req = self.eng, self.req
+        clock = _sums.CostClock(self.n_entries * self.known if self.known else None)
+        bar = self._progress_bar(progress)
+        with torch.no_grad() if eng.no_grad else contextlib.nullcontext():
+            for index, (xb, yb) in enumerate(batches):
+                if index:
+                    xb = cast_inputs(xb, req.dtype, self.view.device)
+                if req.label_estimators and yb is None:
+                    raise InvalidArgumentError(
+                        f"estimators {req.label_estimators} use the data labels: batch "
+                        f"{index} has none"
+                    )
+                tb = None
+                if req.label_estimators:
+                    tb = self.kernel.suff_stat(yb.to(self.view.device), req.dtype)
+                for start in range(0, xb.shape[0], self.chunk):
+                    local = slice(start, min(start + self.chunk, xb.shape[0]))
+                    self._chunk(xb[local], None if tb is None else tb[local], local, clock, bar)
+                self.n_inputs += xb.shape[0]
+        bar.close()
+        self.sums.trim(self.n_inputs)
 
-    if source.in_memory:
-        n = known
-        total = sum(eng.steps(min(chunk, n - s), chunk, out_dim) for s in range(0, n, chunk))
-        bar = progress_bar(total, "fisher_variances", progress, delay=PROGRESS_DELAY, unit="step")
-    else:
+    def _chunk(self, x, data_t, local: slice, clock, bar) -> None:
+        """One chunk of inputs: ``h`` and the engine's blocks, their moments, the sums."""
+        eng, kernel, req, sums = self.eng, self.kernel, self.req, self.sums
+        rows = slice(self.n_inputs + local.start, self.n_inputs + local.stop)
+        if req.per_sample:
+            self.check_rows(rows.stop)
+            sums.ensure(rows.stop)
+        h, batches = eng.batches(x, self.out_dim)
+        _moments.check_h(kernel, h, rows)
+        spectrum = None
+        if req.bounds:
+            # the bounds use only the certified fields: skip the local search
+            spectrum = kernel.spectrum(h, local=req.tight_paper_bounds)
+            paper = paper_spectrum(kernel, h, spectrum)
+            for key, how in {**spectrum.methods, **paper}.items():
+                self.methods.setdefault(key, set()).add(str(how))
+        n_steps = eng.steps(x.shape[0], self.chunk, self.out_dim)
+        # an engine whose batches differ in cost (the layer-rule blocks come after one
+        # backward pass for the whole chunk) is timed per chunk of inputs
+        per_batch = getattr(eng, "uniform_batches", True)
+        units = 0
+        for batch in batches:
+            moments = _moments.batched_moments(kernel, h, batch, spectrum, req.extra, data_t)
+            for pd, m in zip(batch, moments, strict=True):
+                sums.add(pd, m, rows)
+                self.routes.setdefault(pd.name, set()).add(_route(eng, pd))
+            bar.update(1 if self.source.in_memory else x.shape[0] / n_steps)
+            units += sum(pd.n_units() for pd in batch)
+            if per_batch:
+                _warn_cost(clock.tick(units), eng, self.n_entries, self.known)
+                units = 0
+        if not per_batch:
+            _warn_cost(clock.tick(units), eng, self.n_entries, self.known)
+
+    def _progress_bar(self, progress):
+        if self.source.in_memory:
+            n, chunk = self.known, self.chunk
+            total = sum(
+                self.eng.steps(min(chunk, n - s), chunk, self.out_dim) for s in range(0, n, chunk)
+            )
+            return progress_bar(
+                total, "fisher_variances", progress, delay=PROGRESS_DELAY, unit="step"
+            )
         # a stream: count inputs (the steps per batch are known only as batches arrive)
-        bar = progress_bar(
-            known,
+        return progress_bar(
+            self.known,
             "fisher_variances",
             progress,
             delay=PROGRESS_DELAY,
             unit="input",
             bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} inputs [{elapsed}<{remaining}]",
         )
-    clock = _CostClock(n_entries * known if known else None)
-    n_inputs = 0
-    with torch.no_grad() if eng.no_grad else contextlib.nullcontext():
-        for index, (xb, yb) in enumerate(itertools.chain([(first_x, first_y)], stream)):
-            xb = xb if index == 0 else cast_inputs(xb, dtype, view.device)
-            if wanted_labels and yb is None:
-                raise InvalidArgumentError(
-                    f"estimators {wanted_labels} use the data labels: batch {index} has none"
-                )
-            tb = None if not wanted_labels else kernel.suff_stat(yb.to(view.device), dtype)
-            for start in range(0, xb.shape[0], chunk):
-                local = slice(start, min(start + chunk, xb.shape[0]))
-                rows = slice(n_inputs + local.start, n_inputs + local.stop)
-                if per_sample:
-                    check_rows(rows.stop)
-                    sums.ensure(rows.stop)
-                h, batches = eng.batches(xb[local], out_dim)
-                _check_h(kernel, h, rows)
-                spectrum = None
-                if bounds:
-                    # the bounds use only the certified fields: skip the local search
-                    spectrum = kernel.spectrum(h, local=tight_paper_bounds)
-                    paper = paper_spectrum(kernel, h, spectrum)
-                    for key, how in {**spectrum.methods, **paper}.items():
-                        methods.setdefault(key, set()).add(str(how))
-                n_steps = eng.steps(local.stop - local.start, chunk, out_dim)
-                # an engine whose batches differ in cost (the layer-rule blocks come after
-                # one backward pass for the whole chunk) is timed per chunk of inputs
-                per_batch = getattr(eng, "uniform_batches", True)
-                units = 0
-                for batch in batches:
-                    for pd, moments in zip(
-                        batch,
-                        _batched_moments(
-                            kernel, h, batch, spectrum, extra, None if tb is None else tb[local]
-                        ),
-                        strict=True,
-                    ):
-                        sums.add(pd, moments, rows)
-                        routes.setdefault(pd.name, set()).add(_route(eng, pd))
-                    bar.update(1 if source.in_memory else (local.stop - local.start) / n_steps)
-                    units += sum(pd.n_units() for pd in batch)
-                    if per_batch:
-                        _warn_cost(clock.tick(units), eng, n_entries, known)
-                        units = 0
-                if not per_batch:
-                    _warn_cost(clock.tick(units), eng, n_entries, known)
-                    units = 0
-            n_inputs += xb.shape[0]
-    bar.close()
-    sums.trim(n_inputs)
-    if reduce_ranks:
-        # every rank's sums over its own inputs, summed: the result over all inputs
-        n_inputs = sums.reduce_ranks(n_inputs, view.device)
-        methods, routes = _dist.union_of_sets(methods), _dist.union_of_sets(routes)
+
+    def reduce_ranks(self) -> None:
+        """Every rank's sums over its own inputs, summed: the result over all inputs."""
+        self.n_inputs = self.sums.reduce_ranks(self.n_inputs, self.view.device)
+        self.methods = _dist.union_of_sets(self.methods)
+        self.routes = _dist.union_of_sets(self.routes)
+
+
+def _warn_cost(estimate: float | None, eng, n_entries: int, known: int | None) -> None:
+    """Warn once the projected time of the run is over ``GENERIC_WARN_SECONDS``."""
+    if estimate is not None and estimate > GENERIC_WARN_SECONDS:
+        warnings.warn(
+            f"{eng.path} path: about {estimate:.0f} s in all for {n_entries:,} parameter "
+            f"entries × {known} inputs ({eng.cost_note}; measured on the steps done so far)",
+            DerivativeWarning,
+            stacklevel=6,
+        )
+
+
+def _all_finite(t) -> bool:
+    # one pass over t: NaN and ±inf propagate into the sum; only a sum that overflows
+    # from finite terms needs the elementwise check
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
+def _result(acc: _Accumulator, path: str, req: _Request) -> FisherVariances:
+    """The result of the sums: :func:`_finish`, the ``V₂`` routes, and each estimator's
+    cost in labels and passes."""
+    names = acc.names
     res = _finish(
-        sums,
-        kernel,
+        acc.sums,
+        acc.kernel,
         names,
-        per_sample,
-        bounds,
-        methods,
-        n_inputs,
-        eng.path,
-        dtype,
-        estimators,
-        var2,
+        req.per_sample,
+        req.bounds,
+        acc.methods,
+        acc.n_inputs,
+        path,
+        req.dtype,
+        req.estimators,
+        req.var2,
     )
-    if var2:
-        res.var2_routes.update({name: " + ".join(sorted(routes[name])) for name in names})
+    if req.var2:
+        res.var2_routes.update({name: " + ".join(sorted(acc.routes[name])) for name in names})
     else:
         res.var2_routes.update(dict.fromkeys(names, SKIPPED_ROUTE))
         res.skipped = ("var2",)
-    factors = getattr(kernel, "T", 1)
-    res.cost = {e: _est.cost(e, n_inputs, out_dim, factors) for e in estimators}
+    factors = getattr(acc.kernel, "T", 1)
+    res.cost = {e: _est.cost(e, acc.n_inputs, acc.out_dim, factors) for e in req.estimators}
     return res
 
 
@@ -741,7 +527,16 @@ SKIPPED_ROUTE = "skipped (var2=False)"
 
 
 def _finish(
-    sums: _Sums, kernel, names, per_sample, bounds, methods, n_inputs, path, dtype, estimators,
+    sums: _sums.Sums,
+    kernel,
+    names,
+    per_sample,
+    bounds,
+    methods,
+    n_inputs,
+    path,
+    dtype,
+    estimators,
     var2=True,
 ):
     data = sums.data
@@ -771,13 +566,13 @@ def _finish(
     if bounds:
         # the bounds are sums (or means) of non-negative terms: round them outward
         eps = torch.finfo(dtype).eps
-        for q in (b for b in _BOUNDS if b in sums.quantities):
+        for q in (b for b in _sums.BOUNDS if b in sums.quantities):
             sign = 1 if q.endswith("upper") else -1
             for name in names:
-                means[q][name].mul_(1 + sign * (SUM_ULPS + n_inputs) * eps)
+                means[q][name].mul_(1 + sign * (_sums.SUM_ULPS + n_inputs) * eps)
                 if per_sample:  # per-input values: no sum, only the z⁴ roundings
-                    per_input[q][name].mul_(1 + sign * SUM_ULPS * eps)
-    for q in (q for q in ("fisher", "var1", "var2", *_BOUNDS) if q in sums.quantities):
+                    per_input[q][name].mul_(1 + sign * _sums.SUM_ULPS * eps)
+    for q in (q for q in ("fisher", "var1", "var2", *_sums.BOUNDS) if q in sums.quantities):
         for name in names:
             t = reported[q][name]
             if not _all_finite(t):
@@ -825,7 +620,7 @@ def _finish(
         kernel=kernel,
         n_inputs=n_inputs,
         path=path,
-        groups=_groups(names),
+        groups=parameter_groups(names),
         means={q: means[q] for q in ("fisher", "var1", "var2") if q in means},
         mean_bounds=None
         if not bounds
@@ -843,4 +638,12 @@ def _finish(
     return res
 
 
-__all__ = ["fisher_variances", "resolve_kernel", "unit_moments", "DerivativeWarning"]
+__all__ = [
+    "fisher_variances",
+    "resolve_kernel",
+    "unit_moments",
+    "paper_spectrum",
+    "DerivativeWarning",
+    "BOUND_ULPS",
+    "SUM_ULPS",
+]

@@ -417,8 +417,8 @@ def test_generic_cost_projection_ignores_the_warm_up_block(monkeypatch):
     first block takes 10 s and every later one 1 s, for 100 equal blocks: the projection
     must be the true total, 10 + 99 = 109 s (the old rule gave 10 × 100 = 1000 s)."""
     now = [0.0]
-    monkeypatch.setattr(fishsym.variance.compute.time, "perf_counter", lambda: now[0])
-    clock = fishsym.variance.compute._CostClock(total_units=100)
+    monkeypatch.setattr(fishsym.variance.sums.time, "perf_counter", lambda: now[0])
+    clock = fishsym.variance.sums.CostClock(total_units=100)
     projections = []
     for block in range(100):
         now[0] += 10.0 if block == 0 else 1.0
@@ -493,19 +493,19 @@ def test_the_cost_clock_projects_once_from_the_steady_rate(monkeypatch):
     """The run's time is projected once, after the warm-up block and BLOCKS more, from the
     rate of the blocks after the first: (elapsed) + (units left)/(rate); never once the
     work is done, and never for a run of unknown size."""
-    from fishsym.variance import compute
+    from fishsym.variance import sums
 
     now = [0.0]
-    monkeypatch.setattr(compute.time, "perf_counter", lambda: now[0])
-    clock = compute._CostClock(100)
+    monkeypatch.setattr(sums.time, "perf_counter", lambda: now[0])
+    clock = sums.CostClock(100)
     got = []
     for t in (1.0, 2.0, 3.0, 4.0):
         now[0] = t
         got.append(clock.tick(10))
     # blocks 1 (warm-up, at t = 1), 2, 3: the projection at t = 3 from 20 units in 2 s
     assert got == [None, None, 3.0 + 70 / 10, None]
-    done = compute._CostClock(30)
+    done = sums.CostClock(30)
     now[0] = 0.0
     assert [done.tick(10) for _ in range(3)] == [None, None, None]  # all done: no projection
-    unknown = compute._CostClock(None)
+    unknown = sums.CostClock(None)
     assert [unknown.tick(10) for _ in range(4)] == [None] * 4

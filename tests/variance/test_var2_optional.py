@@ -78,12 +78,12 @@ def test_no_second_derivative_is_taken(monkeypatch):
     """Nothing of V₂ runs: the moments of w, the structured recursion's σ'' terms, the
     graph path's curvature sources and second-order passes are never reached."""
     import fishsym.engine.generic as generic
-    import fishsym.variance.compute as compute
+    import fishsym.variance.moments as moments
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a second derivative was computed")
 
-    monkeypatch.setattr(compute, "_hess_moments", forbidden)
+    monkeypatch.setattr(moments, "hess_moments", forbidden)
     monkeypatch.setattr(fishsym.engine.graph, "_second_derivative", forbidden)
     real_block = generic.GenericModel.block
 
