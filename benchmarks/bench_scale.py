@@ -82,7 +82,7 @@ def _sampler(model, x, family="categorical"):
 
     from fishsym import kernels
     from fishsym.common import ModelView
-    from fishsym.montecarlo.diagonal import _Sampler
+    from fishsym.sampling.diagonal import _Sampler
 
     view = ModelView(model, torch.float32)
     d = view.probe(x)

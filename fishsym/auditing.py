@@ -167,7 +167,7 @@ def audit(
     truth:
         A truth already computed: a ``{name: tensor}``, a
         :class:`~fishsym.variance.FisherVariances` or a
-        :class:`~fishsym.montecarlo.diagonal.DiagonalFisher` (its standard errors then
+        :class:`~fishsym.sampling.diagonal.DiagonalFisher` (its standard errors then
         enter the verdicts). ``None``: computed here.
     exact:
         ``True``: the exact Fisher; ``False``: a ``diagonal_fisher`` estimate at 10 %
@@ -286,7 +286,7 @@ def _check_fisher(fisher, params: dict) -> dict[str, Tensor]:
 
 def _truth(model, inputs, family, params, truth, exact, dtype, output, mask, generator):
     """``(kind, {name: F}, {name: standard error or None})``."""
-    from fishsym.montecarlo.diagonal import DiagonalFisher, diagonal_fisher
+    from fishsym.sampling import DiagonalFisher, diagonal_fisher
     from fishsym.variance import FisherVariances, fisher_variances
 
     if truth is not None:

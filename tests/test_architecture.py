@@ -1,8 +1,8 @@
 """The pipeline's stage order, enforced on the import graph (every ``import`` statement,
 module-level or inside a function):
 
-    symbolic → kernels → common → engine → variance → reference → montecarlo
-             → auditing → experiments → nets → paper_checks → cli (python -m fishsym)
+    symbolic → kernels → common → engine → variance → sampling → reference
+             → montecarlo → auditing → experiments → nets → paper_checks → cli (python -m fishsym)
 
 A stage imports only from earlier stages (and ``errors``/``data``, which import nothing of
 fishsym's). ``fishsym/__init__.py`` (lazy re-exports) is the only exception.
@@ -22,6 +22,7 @@ RANK = {
     "common": 3,
     "engine": 4,
     "variance": 5,
+    "sampling": 5.5,  # diagonal_fisher: the sampled estimate as a product (after variance)
     "reference": 6,
     "montecarlo": 7,
     "auditing": 7.5,  # holds a Fisher against the exact one or a diagonal_fisher estimate

@@ -1,5 +1,8 @@
 """Monte Carlo cross-checks: seeded sampling of labels, replicated estimators, statistics.
 
+(``diagonal_fisher``, the sampled Fisher as a product, lives in :mod:`fishsym.sampling`;
+it is re-exported here for old imports.)
+
 ``estimate(model, inputs, family, n_labels, replicates, generator)`` forms ``Î₁`` and
 ``Î₂`` the way a practitioner would (labels drawn from the model, autograd on the
 sampled log-likelihoods), replicated so that their variances can be measured;
@@ -15,9 +18,9 @@ from fishsym.montecarlo.compare import (
     GroupResult,
     compare,
 )
-from fishsym.montecarlo.diagonal import DiagonalFisher, diagonal_fisher
 from fishsym.montecarlo.estimate import ESTIMATORS, MonteCarloEstimate, draw_labels, estimate
 from fishsym.montecarlo.plots import plot_convergence, plot_variances
+from fishsym.sampling import DiagonalFisher, diagonal_fisher
 
 __all__ = [
     "estimate",

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import fishsym
-from fishsym.montecarlo.diagonal import EXACT_ULPS, exact_margin, t_quantile
+from fishsym.sampling.diagonal import EXACT_ULPS, exact_margin, t_quantile
 
 #: binomial standard errors the coverage fraction may stray from the nominal 95 %
 #: (seeded draws: the test always passes or always fails)
@@ -428,7 +428,7 @@ def test_every_branch_of_the_interval():
     (the series branch) it is continuous with it; one round or an unresolved entry gives
     [0, inf); a zero standard error gives the value; the lower end never goes below 0; and
     Hall's correction moves the interval right for right-skewed rounds."""
-    from fishsym.montecarlo.diagonal import interval
+    from fishsym.sampling.diagonal import interval
 
     mean = torch.tensor([2.0, 2.0, 2.0, 0.1, 3.0], dtype=torch.float64)
     se = torch.tensor([0.5, 0.5, math.inf, 0.5, 0.0], dtype=torch.float64)
@@ -463,7 +463,7 @@ def test_the_pilot_rounds_are_discarded(monkeypatch):
     after ``estimator="auto"`` chooses from the pilot, the estimate is built from fresh
     rounds only. Rounds are replaced here by constants — the pilot's 1e6, later ones
     1 — so any pilot round left in the mean shows exactly."""
-    import fishsym.montecarlo.diagonal as diagonal
+    import fishsym.sampling.diagonal as diagonal
 
     calls: dict[str, int] = {}
 
