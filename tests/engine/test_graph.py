@@ -413,7 +413,7 @@ def test_output_selector_on_the_graph_path():
 
 
 def test_long_second_order_passes_are_announced(monkeypatch):
-    from fishsym.engine import graph
+    from fishsym.engine.graph import model as graph
 
     monkeypatch.setattr(graph, "SECOND_ORDER_WARN_SECONDS", 0.0)
     model, x = _randomise(TinyTransformer(), seed=41), CASES["transformer"][1]()

@@ -84,7 +84,7 @@ def test_no_second_derivative_is_taken(monkeypatch):
         raise AssertionError("a second derivative was computed")
 
     monkeypatch.setattr(moments, "hess_moments", forbidden)
-    monkeypatch.setattr(fishsym.engine.graph, "_second_derivative", forbidden)
+    monkeypatch.setattr(fishsym.engine.graph.curvature, "second_derivative", forbidden)
     real_block = generic.GenericModel.block
 
     def first_order_only(self, *args, **kwargs):
