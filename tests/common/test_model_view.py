@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import fishsym
-from fishsym.errors import ModelWarning, UnsupportedModelError
+from fishsym.errors import ModelWarning, ShapeError, UnsupportedModelError
 from fishsym.montecarlo import estimate
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "variance"))
@@ -371,6 +371,25 @@ def test_ordinary_models_are_supported(case):
         model, X, "categorical", exact=False, max_labels=4, generator=_gen(0)
     )
     assert set(sampled.value) == set(truth["fisher"])
+
+
+def test_a_first_linear_per_position_falls_back_to_the_graph_path_under_auto_only():
+    """Mutation audit (issue 23, variance/compute.py): a Sequential MLP whose first Linear
+    runs per position (``[n, T, features]``) looks structured until it is prepared.
+    ``path="auto"`` then takes the graph path, and equals the oracle; ``path="structured"``
+    refuses it with the ShapeError that names the layer."""
+    model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(6, 3)).double()
+    x = X.reshape(-1, 2, 2)
+    truth = reference(model, x, "categorical")
+    res = fishsym.fisher_variances(model, x, "categorical")
+    assert res.path == "graph"
+    for name in truth["fisher"]:
+        for key in ("fisher", "var1", "var2"):
+            torch.testing.assert_close(
+                getattr(res, key)[name], truth[key][name].mean(0), rtol=RTOL, atol=1e-14
+            )
+    with pytest.raises(ShapeError, match="first Linear layer '0'"):
+        fishsym.fisher_variances(model, x, "categorical", path="structured")
 
 
 class _Recurrent(nn.Module):
