@@ -152,25 +152,34 @@ class SquaredGradientSums:
         if not self._aligned:
             self.aligned(x)
         check = x is not self._proved_on
-        total = {n: torch.zeros_like(self.view.params[n]) for n in self.names}
+        # each layer's sums are added here the moment they are formed: one parameter-sized
+        # tensor per parameter, never a second copy per chunk of inputs
+        total: dict[str, Tensor] = {}
         for start in range(0, x.shape[0], INPUT_CHUNK):
             rows = slice(start, start + INPUT_CHUNK)
             while True:
+                # a checked chunk may be redone (_Retry): its sums wait until it is proved
+                into = {} if check else total
                 try:
-                    part = self._chunk(x[rows], cot[rows], check)
+                    self._chunk(x[rows], cot[rows], check, into)
                     break
                 except _Retry:
                     continue  # a layer failed its proof and moved to vmap(grad): again
-            for n, t in part.items():
-                total[n] += t
+            if into is not total:
+                for n, t in into.items():
+                    _add(total, n, t)
         self._proved_on = x
+        for n in self.names:  # a parameter that never reached h
+            if n not in total:
+                total[n] = torch.zeros_like(self.view.params[n])
         return total
 
-    def _chunk(self, x: Tensor, cot: Tensor, check: bool) -> dict[str, Tensor]:
-        """One chunk of inputs. Each layer's sums are formed the moment the backward pass
-        reaches its output (a tensor hook), and its ``δ`` dropped: one layer's gradients
-        alive at a time, as in a training step's backward pass."""
-        view, out = self.view, {}
+    def _chunk(self, x: Tensor, cot: Tensor, check: bool, into: dict[str, Tensor]) -> None:
+        """One chunk of inputs, its sums added into ``into``. Each layer's sums are formed
+        the moment the backward pass reaches its output (a tensor hook), and its ``δ``
+        dropped: one layer's gradients alive at a time, as in a training step's backward
+        pass."""
+        view = self.view
         ruled = [
             m for m in self.layers
             if any(self.routes[p] == "layer rule" for p in self.owned[m].values())
@@ -192,6 +201,9 @@ class SquaredGradientSums:
                             mname, inputs[mname], deltas[mname], n, check
                         )
                         inputs[mname], deltas[mname] = [], {}
+                        if not check:  # nothing to prove: into the sums now
+                            self._add_proved(into, mname, done[mname], None, n)
+                            done[mname] = None
 
                 return hook
 
@@ -242,11 +254,16 @@ class SquaredGradientSums:
             for m in ruled:
                 if m not in done:  # outputs that never reached h (or some calls did not)
                     done[m] = self._layer_sums(m, inputs[m], deltas[m], n, check)
-                out.update(self._prove(m, *done[m], batch_grads, n))
+                if done[m] is not None:
+                    self._add_proved(into, m, done[m], batch_grads, n)
         fallback = [name for name in self.names if self.routes[name] == "vmap(grad)"]
         if fallback:
-            out.update(self._vmap(x, cot, fallback))
-        return out
+            for name, t in self._vmap(x, cot, fallback).items():
+                _add(into, name, t)
+
+    def _add_proved(self, into, mname, layer_sums, batch_grads, n) -> None:
+        for name, t in self._prove(mname, *layer_sums, batch_grads, n).items():
+            _add(into, name, t)
 
     def _layer_sums(self, mname: str, inputs: list, deltas: dict, n: int, check: bool):
         """``(sums, summed, terms)`` of a layer from its calls' inputs and ``δ``s:
@@ -278,17 +295,20 @@ class SquaredGradientSums:
                     sums[attr], summed[attr] = zero, zero.clone()
                     continue
                 kind = parts[0][0]
-                # several calls of the layer: their positions, side by side
-                left = torch.cat([q[1] for q in parts], 1)
-                right = None if parts[0][2] is None else torch.cat([q[2] for q in parts], 1)
+                # several calls of the layer: their positions, side by side (one call: as
+                # it is — a language model head's δ is [n, T, V])
+                left = _side_by_side([q[1] for q in parts])
+                right = None if parts[0][2] is None else _side_by_side([q[2] for q in parts])
+                # Σ_n g_n is needed only for the check
                 if kind == "outer":
-                    s2, s1 = _outer_square_sums(left, right)
+                    s2, s1 = _outer_square_sums(left, right, check)
                 elif kind == "rows":
-                    s2, s1 = _row_square_sums(left, right, shape[0])
+                    s2, s1 = _row_square_sums(left, right, shape[0], check)
                 else:  # "diagonal": Σ_t left∘right, or Σ_t left without a right
                     g = left.sum(1) if right is None else (left * right).sum(1)
                     s2, s1 = (g * g).sum(0), g.sum(0)
-                sums[attr], summed[attr] = s2.reshape(shape), s1.reshape(shape)
+                sums[attr] = s2.reshape(shape)
+                summed[attr] = None if s1 is None else s1.reshape(shape)
         # the size of the terms summed (‖δ‖‖z‖, Cauchy–Schwarz): where the gradient itself
         # cancels to nothing (a key bias under softmax), rounding is relative to them
         terms = sum(
@@ -378,6 +398,14 @@ def _to_batch(t: Tensor, n: int) -> Tensor:
     return t.unsqueeze(0).expand(n, *t.shape)
 
 
+def _add(into: dict[str, Tensor], name: str, t: Tensor) -> None:
+    """``into[name] += t``, the first term kept as it is (no zero tensor to add it to)."""
+    if name in into:
+        into[name] += t
+    else:
+        into[name] = t
+
+
 class _Retry(Exception):
     """A layer rule failed its proof: the chunk is recomputed with it on vmap(grad)."""
 
@@ -386,10 +414,16 @@ class _Retry(Exception):
 LAYER_ELEMENTS = 2**24
 
 
-def _outer_square_sums(d: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-    """``Σ_n g_n∘g_n`` and ``Σ_n g_n`` for ``g_n = Σ_t d_{nt} z_{nt}ᵀ`` (``d`` ``[n, T, o]``,
-    ``z`` ``[n, T, i]``), in blocks of inputs and output rows of at most
-    :data:`LAYER_ELEMENTS` per-input entries (one layer's per-input gradients, bounded)."""
+def _side_by_side(tensors: list[Tensor]) -> Tensor:
+    """The calls' tensors concatenated along the positions axis (one call: itself)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, 1)
+
+
+def _outer_square_sums(d: Tensor, z: Tensor, with_sum: bool = True):
+    """``Σ_n g_n∘g_n`` and ``Σ_n g_n`` (``None`` unless ``with_sum``) for ``g_n = Σ_t d_{nt}
+    z_{nt}ᵀ`` (``d`` ``[n, T, o]``, ``z`` ``[n, T, i]``), in blocks of inputs and output rows
+    of at most :data:`LAYER_ELEMENTS` per-input entries (one layer's per-input gradients,
+    bounded)."""
     n, _, o = d.shape
     i = z.shape[-1]
     if o * i <= LAYER_ELEMENTS:
@@ -397,18 +431,20 @@ def _outer_square_sums(d: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
     else:
         inputs, rows = 1, max(1, LAYER_ELEMENTS // i)
     sums = torch.zeros(o, i, dtype=d.dtype, device=d.device)
-    summed = torch.zeros_like(sums)
+    summed = torch.zeros_like(sums) if with_sum else None
     for n0 in range(0, n, inputs):
         zc = z[n0 : n0 + inputs]
         for r0 in range(0, o, rows):
             g = torch.einsum("nto,nti->noi", d[n0 : n0 + inputs, :, r0 : r0 + rows], zc)
-            summed[r0 : r0 + rows] += g.sum(0)
+            if with_sum:
+                summed[r0 : r0 + rows] += g.sum(0)
             sums[r0 : r0 + rows] += g.mul_(g).sum(0)
     return sums, summed
 
 
-def _row_square_sums(d: Tensor, ids: Tensor, rows: int) -> tuple[Tensor, Tensor]:
-    """An embedding's ``Σ_n g_n∘g_n`` and ``Σ_n g_n``: ``g_n`` adds ``d_{nt}`` ``[n, T, w]``
+def _row_square_sums(d: Tensor, ids: Tensor, rows: int, with_sum: bool = True):
+    """An embedding's ``Σ_n g_n∘g_n`` and ``Σ_n g_n`` (``None`` unless ``with_sum``): ``g_n``
+    adds ``d_{nt}`` ``[n, T, w]``
     into row ``ids_{nt}``; per input the positions of one token are summed first (one row
     per distinct token and input, never a ``[n, V, w]`` tensor)."""
     n, T, w = d.shape
@@ -418,9 +454,11 @@ def _row_square_sums(d: Tensor, ids: Tensor, rows: int) -> tuple[Tensor, Tensor]
     g.index_add_(0, inverse, d.reshape(-1, w))
     token = unique % rows
     sums = torch.zeros(rows, w, dtype=d.dtype, device=d.device)
-    summed = torch.zeros_like(sums)
-    sums.index_add_(0, token, g * g)
-    summed.index_add_(0, token, g)
+    summed = None
+    if with_sum:
+        summed = torch.zeros_like(sums)
+        summed.index_add_(0, token, g)
+    sums.index_add_(0, token, g.mul_(g))
     return sums, summed
 
 

@@ -266,12 +266,21 @@ class _Sampler:
             with math_attention():
                 h = view.outputs(x)
         self.h = h
-        # ∂ψ/∂h = R̄ξ for the probe ξ: the transpose of the (linear) map v ↦ R̄ᵀv, by one
-        # vector-Jacobian product — O(d) per input for the categorical factor, no d × d
-        zeros = torch.zeros(*self.h.shape, 1, dtype=self.h.dtype, device=self.h.device)
-        rows, self.pull_root = vjp(lambda v: kernel.root_t(self.h, v), zeros)
-        self.r = rows.shape[1]
+        self._root = None  # the probe's map, made on the first Hutchinson round
         self.sums = SquaredGradientSums(view, self.names)
+
+    def _probe_map(self):
+        """``(pull, r)``: ``ξ ↦ R̄ξ`` and the probe length ``r``. ``∂ψ/∂h = R̄ξ`` is the
+        transpose of the (linear) map ``v ↦ R̄ᵀv``, by one vector-Jacobian product — O(d)
+        per input for the categorical factor, no d × d. Made only when a Hutchinson round
+        needs it: its closure holds several output-sized tensors (a language model's
+        ``[n, T·V]``)."""
+        if self._root is None:
+            h = self.h
+            zeros = torch.zeros(*h.shape, 1, dtype=h.dtype, device=h.device)
+            rows, pull = vjp(lambda v: self.kernel.root_t(h, v), zeros)
+            self._root = (pull, rows.shape[1])
+        return self._root
 
     def round(self, estimator: str) -> dict[str, Tensor]:
         """``{name: mean over inputs of (∂_i ψ_n)²}`` for one fresh draw per input, with
@@ -283,14 +292,16 @@ class _Sampler:
             labels = self.kernel.sample(self.h, 1, self.gen)[0]
             cot = self.kernel.suff_stat(labels, self.h.dtype) - self.kernel.mean(self.h)
         else:
-            xi_signs = torch.randint(0, 2, (n, self.r), generator=self.gen).to(self.h) * 2 - 1
-            cot = self.pull_root(xi_signs[..., None])[0][..., 0]  # R̄ξ
+            pull, r = self._probe_map()
+            xi_signs = torch.randint(0, 2, (n, r), generator=self.gen).to(self.h) * 2 - 1
+            cot = pull(xi_signs[..., None])[0][..., 0]  # R̄ξ
         with math_attention():
             total = self.sums(self.x, cot)
         if self.reduce_ranks:
             # the round's estimate over every rank's inputs (each drew its own labels)
             _dist.all_reduce_sum(list(total.values()))
-        return {name: t / self.n_total for name, t in total.items()}
+        # the sums are this round's own: divided in place (no second parameter-sized copy)
+        return {name: t.div_(self.n_total) for name, t in total.items()}
 
 
 @translate_model_errors
