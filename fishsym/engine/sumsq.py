@@ -201,9 +201,38 @@ class SquaredGradientSums:
                             mname, inputs[mname], deltas[mname], n, check
                         )
                         inputs[mname], deltas[mname] = [], {}
-                        if not check:  # nothing to prove: into the sums now
-                            self._add_proved(into, mname, done[mname], None, n)
-                            done[mname] = None
+                        settle(mname)
+
+                return hook
+
+            # the check: each parameter's batch gradient is compared with its layer's
+            # Σ_n g_n the moment autograd forms it (a hook on the leaf), and handed back as
+            # a zero of no storage — never every parameter's gradient at once
+            owner = {
+                name: m for m in ruled for name in self.owned[m].values()
+                if self.routes[name] == "layer rule"
+            }  # fmt: skip
+            # on inputs checked before, nothing is left to prove
+            unproved = {m: {p for p, o in owner.items() if o == m and check} for m in ruled}
+            early: dict[str, Tensor] = {}  # gradients that came before their layer's sums
+
+            def settle(mname, final=False):
+                """Prove what can be proved of a layer; once all is, add its sums."""
+                for name in sorted(unproved[mname]):
+                    if name in early or final:
+                        self._prove_one(mname, name, done[mname], early.pop(name, None), n)
+                        unproved[mname].discard(name)
+                if not unproved[mname]:
+                    self._add_layer(into, mname, done[mname])
+                    done[mname] = None
+
+            def on_grad(name):
+                def hook(g):
+                    mname = owner[name]
+                    early[name] = g.detach()
+                    if done.get(mname) is not None:
+                        settle(mname)
+                    return g.new_zeros(()).expand_as(g)
 
                 return hook
 
@@ -221,11 +250,11 @@ class SquaredGradientSums:
                 return hook
 
             handles = [self.layers[m].register_forward_hook(recorder(m)) for m in ruled]
-            params = {
-                n: p.detach().requires_grad_(check)
-                for n, p in view.params.items()
-                if n in self.names
-            }
+            params = {n: p.detach() for n, p in view.params.items() if n in self.names}
+            if check:  # only the ruled parameters' batch gradients are needed
+                for name in owner:
+                    params[name].requires_grad_(True)
+                    params[name].register_hook(on_grad(name))
             expanded = check and any(m in self.broadcast for m in ruled)
             try:
                 h = view.batch(params, x)
@@ -247,23 +276,24 @@ class SquaredGradientSums:
                     self.broadcast.clear()
                     raise _Retry()
             psi = (h * cot.to(h.dtype)).sum()
-            wrt = [anchor, *params.values()] if check else [anchor]
+            wrt = [anchor, *(params[name] for name in owner)] if check else [anchor]
             grads = torch.autograd.grad(psi, wrt, allow_unused=True)
-            batch_grads = dict(zip(params, grads[1:], strict=True)) if check else None
             del h, psi, grads
             for m in ruled:
                 if m not in done:  # outputs that never reached h (or some calls did not)
                     done[m] = self._layer_sums(m, inputs[m], deltas[m], n, check)
-                if done[m] is not None:
-                    self._add_proved(into, m, done[m], batch_grads, n)
+                if done[m] is not None:  # a gradient that never came is a zero
+                    settle(m, final=True)
         fallback = [name for name in self.names if self.routes[name] == "vmap(grad)"]
         if fallback:
             for name, t in self._vmap(x, cot, fallback).items():
                 _add(into, name, t)
 
-    def _add_proved(self, into, mname, layer_sums, batch_grads, n) -> None:
-        for name, t in self._prove(mname, *layer_sums, batch_grads, n).items():
-            _add(into, name, t)
+    def _add_layer(self, into, mname, layer_sums) -> None:
+        """Add a layer's sums (proved, or on inputs checked before) into ``into``."""
+        own, sums = layer_sums[0], layer_sums[1]
+        for attr, name in own.items():
+            _add(into, name, sums[attr])
 
     def _layer_sums(self, mname: str, inputs: list, deltas: dict, n: int, check: bool):
         """``(sums, summed, terms)`` of a layer from its calls' inputs and ``δ``s:
@@ -317,23 +347,21 @@ class SquaredGradientSums:
         ) if check else 0.0  # fmt: skip
         return own, sums, summed, terms
 
-    def _prove(self, mname, own, sums, summed, terms, batch_grads, n) -> dict[str, Tensor]:
-        """The layer's sums, each checked against the batch gradient when one is given."""
-        if batch_grads is None:  # checked on these inputs before
-            return {name: sums[attr] for attr, name in own.items()}
-        out = {}
-        for attr, name in own.items():
-            batch = batch_grads.get(name)
-            batch = torch.zeros_like(summed[attr]) if batch is None else batch
-            scale = sums[attr].sqrt() * math.sqrt(n)  # ≥ Σ_n |g_n| per entry
-            eps = torch.finfo(scale.dtype).eps
-            tol = PROOF_ULPS * eps * (scale + terms)
-            if not bool(((summed[attr] - batch).abs() <= tol).all()):
-                # the parameter also enters h outside the layer: never trusted again
-                self.routes[name] = "vmap(grad)"
-                raise _Retry()
-            out[name] = sums[attr]
-        return out
+    def _prove_one(self, mname, name, layer_sums, batch, n) -> None:
+        """Check parameter ``name``'s ``Σ_n g_n`` from its layer's rule against the batch
+        gradient ``batch`` (``None``: zero); a parameter that fails also enters ``h``
+        outside the layer, is never trusted again, and the chunk is redone (``_Retry``)."""
+        own, sums, summed, terms = layer_sums
+        attr = next(a for a, p in own.items() if p == name)
+        # in place, one parameter-sized temporary: |Σ_n g_n − batch| ≤ ulps·eps·(√n·√Σ_n g_n²
+        # + terms), where √n·√(Σ_n g_n²) ≥ Σ_n |g_n| per entry
+        diff = summed[attr] if batch is None else summed[attr].sub_(batch)
+        eps = torch.finfo(diff.dtype).eps
+        tol = sums[attr].sqrt().mul_(math.sqrt(n)).add_(terms).mul_(PROOF_ULPS * eps)
+        if not bool((diff.abs_() <= tol).all()):
+            self.routes[name] = "vmap(grad)"
+            raise _Retry()
+        summed[attr] = None  # proved: Σ_n g_n is not needed any more
 
     def _vmap(self, x: Tensor, cot: Tensor, names: list) -> dict[str, Tensor]:
         view = self.view
