@@ -172,3 +172,40 @@ def test_blocks_of_inputs_and_rows(monkeypatch):
     _check(Tokens(), ids)
     monkeypatch.setattr(sumsq, "LAYER_ELEMENTS", 40)
     _check(Tokens(), ids)
+
+
+class _DeadOutput(nn.Module):
+    """A layer whose output never reaches h, its weight read outside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        self.out = nn.Linear(3, 2)
+
+    def forward(self, x):
+        self.lin(x)  # computed, never used
+        return self.out(torch.tanh(x @ self.lin.weight.T))
+
+
+def test_a_gradient_that_comes_without_its_layer_is_checked_at_the_end():
+    """The layer's δ never arrives (its output is unused), but its weight has a batch
+    gradient from elsewhere: the check, made after the backward pass, moves the weight to
+    vmap(grad); the bias (no gradient at all) keeps its rule and its sum of zero."""
+    model = _DeadOutput().double()
+    x = torch.randn(6, 3, generator=_gen(0), dtype=torch.float64)
+    view = ModelView(model, torch.float64)
+    view.probe(x)
+    engine = SquaredGradientSums(view)
+    for seed in (1, 2):  # the checked call, then one on the same inputs
+        cot = torch.randn(view.outputs(x).shape, generator=_gen(seed), dtype=torch.float64)
+        got, want = engine(x, cot), _oracle(view, x, cot)
+        for n in want:
+            scale = float(want[n].abs().max())
+            assert float((got[n] - want[n]).abs().max()) <= RTOL * max(scale, 1.0), n
+        assert float(want["lin.bias"].abs().max()) == 0.0
+    assert engine.routes == {
+        "lin.weight": "vmap(grad)",
+        "lin.bias": "layer rule",
+        "out.weight": "layer rule",
+        "out.bias": "layer rule",
+    }
