@@ -202,8 +202,19 @@ def unregistered_tensors(model: nn.Module) -> list[str]:
 # --------------------------------------------------------------------------- torch.func's limits
 def check_transformable(model: nn.Module) -> None:
     """Raise :class:`UnsupportedModelError` for modules that torch.func's per-input
-    transforms cannot evaluate (fused recurrent kernels)."""
+    transforms cannot evaluate (fused recurrent kernels, an embedding that renormalises
+    its weight in place)."""
     for name, module in model.named_modules():
+        if isinstance(module, nn.Embedding) and module.max_norm is not None:
+            raise UnsupportedModelError(
+                f"module {name or '(model)'!r} (nn.Embedding with max_norm={module.max_norm}) "
+                "renormalises the rows it looks up in place, inside forward: the function "
+                "changes its own parameters as it is evaluated, so its per-input derivatives "
+                "(and the Fisher information) are not those of one fixed function. Apply the "
+                "norm constraint outside forward (after each optimizer step, under "
+                "torch.no_grad), or clip the looked-up rows out of place (a product with "
+                "min(1, max_norm/‖row‖)), and pass max_norm=None"
+            )
         if isinstance(module, nn.RNNBase):
             raise UnsupportedModelError(
                 f"module {name or '(model)'!r} ({type(module).__name__}) runs its recurrence "
@@ -270,6 +281,27 @@ def shared_parameters(model: nn.Module) -> dict[str, list[str]]:
     for name, p in model.named_parameters(remove_duplicate=False):
         names.setdefault(id(p), []).append(name)
     return {aliases[0]: aliases for aliases in names.values() if len(aliases) > 1}
+
+
+def private_copy(t: Tensor, device, dtype: torch.dtype) -> Tensor:
+    """A copy of the user's tensor ``t`` in ``device`` and ``dtype`` that shares nothing
+    writable with it. Where no cast is needed (a CPU tensor in the working dtype) the copy
+    is *copy-on-write* (``torch._lazy_clone``): it costs no memory until one side writes,
+    and a write on either side — a forward that writes its weights in place (an
+    ``nn.Embedding`` with ``max_norm``), or the user's next optimizer step — then gives
+    the writer its own storage, so neither ever sees the other's writes. A language
+    model's parameters are then not held twice. Elsewhere (a cast, another device, a
+    torch without the copy-on-write clone) an ordinary copy."""
+    t = t.detach()
+    lazy = getattr(torch, "_lazy_clone", None)
+    if (
+        lazy is not None
+        and t.device.type == "cpu"
+        and t.device == torch.device(device)
+        and (t.dtype == dtype)
+    ):
+        return lazy(t)
+    return t.to(device=device, dtype=dtype, copy=True)
 
 
 def _private_copy(model: nn.Module) -> nn.Module:
@@ -405,7 +437,7 @@ class ModelView:
                 )
             # a copy, never the user's storage: a forward that writes in place must not
             # reach the user's tensors
-            t = p.detach().to(device=self.device, dtype=dtype, copy=True)
+            t = private_copy(p, self.device, dtype)
             if p.requires_grad:
                 self.params[name] = t
             else:
@@ -415,7 +447,7 @@ class ModelView:
             if b.is_floating_point() and not bool(torch.isfinite(b).all()):
                 raise NonFiniteError(f"buffer {name!r} of the model contains NaN or inf")
             kind = dtype if b.is_floating_point() else b.dtype
-            self.constants[name] = b.detach().to(device=self.device, dtype=kind, copy=True)
+            self.constants[name] = private_copy(b, self.device, kind)
         if not self.params:
             raise UnsupportedModelError(
                 "the model has no trainable parameters (every parameter has "

@@ -434,7 +434,17 @@ class _Random(nn.Module):
         return nn.functional.dropout(h, 0.5, training=True)
 
 
+class _MaxNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.lin = nn.Embedding(10, 2, max_norm=0.5), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.lin(self.emb((x.abs() * 3).long().clamp(max=9)).flatten(1))
+
+
 REFUSED = {
+    "Embedding max_norm": (_MaxNorm, UnsupportedModelError, "max_norm"),
     "RNN": (lambda: _Recurrent("RNN"), UnsupportedModelError, "RNNCell"),
     "GRU": (lambda: _Recurrent("GRU"), UnsupportedModelError, "GRUCell"),
     "LSTM": (lambda: _Recurrent("LSTM"), UnsupportedModelError, "LSTMCell"),
@@ -528,3 +538,24 @@ def test_coordinatewise_families_read_factor_axes_exactly():
                 rtol=RTOL,
                 atol=1e-15,
             )
+
+
+def test_the_private_copy_costs_no_memory_and_shares_no_writes():
+    """The model view's copy of a CPU model in its own dtype is copy-on-write: no second
+    copy of the parameters until one side writes (a language model's 600 MiB), and a write
+    on either side stays on that side. A cast is an ordinary copy."""
+    from fishsym.common import ModelView
+
+    model = nn.Linear(4, 3).double()
+    view = ModelView(model, torch.float64)
+    t = view.params["weight"]
+    is_cow = getattr(torch._C, "_is_cow_tensor", None)
+    if is_cow is not None and hasattr(torch, "_lazy_clone"):
+        assert is_cow(t)
+        assert not is_cow(ModelView(model, torch.float32).params["weight"])
+    before = t.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)  # the user's optimizer step, while the view lives
+    assert torch.equal(t, before)
+    t.mul_(0.0)  # a write on the view's side
+    assert torch.equal(model.weight.detach(), before + 1.0)
