@@ -243,3 +243,27 @@ class InPlace(nn.Module):
 def test_in_place_activations_after_a_layer():
     x = torch.randn(4, 2, 5, 5, generator=_gen(0), dtype=torch.float64)
     _check(eval_bn(InPlace()), x)  # every layer keeps its rule, u equal to vmap(jacrev)
+
+
+def test_the_cost_clock_times_whole_chunks_on_the_layer_rules(monkeypatch):
+    """Mutation audit (issue 23, variance/compute.py): an engine whose lists of blocks
+    differ in cost (the layer rules: one backward pass per chunk, then a list per layer
+    block) is timed per chunk of inputs, and its projection is still made — once."""
+    import warnings
+
+    from fishsym.variance import DerivativeWarning, compute
+
+    monkeypatch.setattr(graph_module, "LAYERWISE_MIN_NUMBERS", 0)
+    monkeypatch.setattr(compute, "GENERIC_WARN_SECONDS", 0.0)
+    model = eval_bn(SmallResNet()).double()
+    x = torch.randn(5, 3, 6, 6, generator=_gen(0), dtype=torch.float64)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fishsym.fisher_variances(
+            model, x, "categorical", path="graph", var2=False, chunk_size=1, bounds=False
+        )
+    cost = [
+        w for w in seen if issubclass(w.category, DerivativeWarning) and "in all" in str(w.message)
+    ]
+    assert len(cost) == 1, [str(w.message) for w in seen]
+    assert "graph path: about" in str(cost[0].message)
