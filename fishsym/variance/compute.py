@@ -179,7 +179,8 @@ def fisher_variances(
         ``[n, *factors, d]`` (tokens: ``[n, T]``, e.g. a tokenizer's ``attention_mask``):
         true (or 1) where a position counts, false (0) at padding. A masked position is
         an absent factor (docs/theory.md §11): it adds nothing to any number. Needs the
-        inputs in memory; data labels at masked positions must still be valid labels.
+        inputs in memory; data labels at masked positions are ignored (any value, e.g.
+        a tokenizer's ``-100``).
     max_memory:
         Bytes the result may take (default: half of this machine's memory); a
         ``per_sample`` request over it is refused before anything is allocated. When
@@ -376,7 +377,8 @@ class _Accumulator:
                     )
                 tb = None
                 if req.label_estimators:
-                    tb = self.kernel.suff_stat(yb.to(self.view.device), req.dtype)
+                    yb = _labels_at_padding(self.view, xb, yb.to(self.view.device))
+                    tb = self.kernel.suff_stat(yb, req.dtype)
                 for start in range(0, xb.shape[0], self.chunk):
                     local = slice(start, min(start + self.chunk, xb.shape[0]))
                     self._chunk(xb[local], None if tb is None else tb[local], local, clock, bar)
@@ -442,6 +444,23 @@ class _Accumulator:
         self.n_inputs = self.sums.reduce_ranks(self.n_inputs, self.view.device)
         self.methods = _dist.union_of_sets(self.methods)
         self.routes = _dist.union_of_sets(self.routes)
+
+
+def _labels_at_padding(view, x, y):
+    """Data labels ``y`` ``[n, *factors, *obs]`` with those at padding positions (any value
+    there: a tokenizer's ``-100``) replaced by a label read at a position that counts. A
+    padding position is an absent factor, its output detached (docs/theory.md §11): it adds
+    nothing whatever its label, but the family checks every label it is given."""
+    if view.mask_layout is None:
+        return y
+    _, mask = view.split_mask(x)
+    keep = mask.reshape(-1)
+    if bool(keep.all()) or not bool(keep.any()):
+        return y
+    rows = y.reshape(keep.numel(), *y.shape[mask.dim() :])
+    filler = rows[int(keep.nonzero()[0, 0])]
+    where = keep.reshape(-1, *([1] * (rows.dim() - 1)))
+    return torch.where(where, rows, filler).reshape(y.shape)
 
 
 def _warn_cost(estimate: float | None, eng, n_entries: int, known: int | None) -> None:

@@ -268,6 +268,29 @@ def test_masked_positions_are_absent_factors(unchanged):
     unchanged.check(before, model)
 
 
+def test_data_labels_at_padding_are_ignored():
+    """Labels at masked positions may be anything (a tokenizer's -100): the empirical
+    Fisher is the input mean of the squared gradient of Σ over the unmasked positions of
+    log p(y_t|h_t), by autograd here, whatever the padding labels are."""
+    model, ids = _model(), _ids()
+    params = dict(model.named_parameters())
+    keep = MASK.bool()
+    want = {n: torch.zeros_like(p) for n, p in params.items()}
+    for i in range(ids.shape[0]):
+        logp = torch.log_softmax(model(ids[i : i + 1])[0], -1)  # [T, V]
+        ll = sum(logp[t, ids[i, t]] for t in range(ids.shape[1]) if keep[i, t])
+        if not keep[i].any():
+            continue
+        for n, g in zip(params, torch.autograd.grad(ll, list(params.values())), strict=True):
+            want[n] += g.detach() ** 2 / ids.shape[0]
+    for filler in (-100, 0):
+        labels = torch.where(keep, ids, torch.full_like(ids, filler))
+        res = fishsym.fisher_variances(
+            model, ids, "categorical", mask=MASK, labels=labels, estimators=("empirical",)
+        )
+        _close(res.mean["empirical"], want, f"empirical, padding labels {filler}")
+
+
 def test_bad_masks_are_refused():
     model, ids = _model(), _ids()
     with pytest.raises(ShapeError, match="mask must have shape"):
