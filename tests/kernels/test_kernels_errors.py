@@ -190,3 +190,25 @@ def test_float_labels_must_hold_integers(name, sizes, label, integral):
     with pytest.raises(DomainError, match="support"):
         k.log_prob(y, h)
     k.log_prob(torch.tensor(integral, dtype=torch.float64), h)  # integral floats are fine
+
+
+@pytest.mark.parametrize("top, shown", [(2, "0, 1, 2$"), (7, r"0, 1, 2, 3, 4, 5, … \(8 labels\)$")])
+def test_a_finite_support_names_its_labels(top, shown):
+    """Mutation audit (issue 23, kernels/generic.py): a label outside a user family's
+    finite support names the valid labels — all of them up to six, else the first six and
+    how many there are."""
+    import sympy as sp
+
+    from fishsym.kernels.generic import GenericKernel
+    from fishsym.symbolic import ExponentialFamily
+    from fishsym.symbolic.support import FiniteSupport
+
+    h = sp.Symbol("h", real=True)
+    y = sp.Symbol("y", integer=True)
+    log_partition = sp.log(sum(sp.exp(h * k) for k in range(top + 1)))
+    family = ExponentialFamily(
+        f"counts_to_{top}", (h,), y, (y,), log_partition, 0, FiniteSupport.integer_range(0, top)
+    )
+    kernel = GenericKernel(family)
+    with pytest.raises(DomainError, match="valid labels: " + shown):
+        kernel.suff_stat(torch.tensor([top + 1]))
