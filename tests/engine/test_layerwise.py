@@ -19,8 +19,8 @@ from torch.func import jacrev, vmap
 
 import fishsym
 from fishsym.common import ModelView
-from fishsym.engine.graph import model as graph_module
 from fishsym.engine.graph import GraphModel
+from fishsym.engine.graph import model as graph_module
 from fishsym.engine.layerwise import LAYER_RULE, PER_INPUT_JACOBIAN, LayerJacobians
 from fishsym.nets import gpt2
 

@@ -90,9 +90,7 @@ def _per_position(model, ids, mask=None):
             values = getattr(res, key)
             if mask is not None:
                 keep = mask[:, t].double()
-                values = {
-                    n: v * keep.reshape(-1, *[1] * (v.dim() - 1)) for n, v in values.items()
-                }
+                values = {n: v * keep.reshape(-1, *[1] * (v.dim() - 1)) for n, v in values.items()}
             out[key].append(values)
     return out
 
@@ -105,7 +103,8 @@ def _joint_from_positions(parts):
     per_var1 = {n: sum(p[n] for p in parts["var1"]) for n in names}
     T = len(parts["fisher"])
     cross = {
-        n: 4 * sum(parts["fisher"][s][n] * parts["fisher"][t][n] for t in range(T) for s in range(t))
+        n: 4
+        * sum(parts["fisher"][s][n] * parts["fisher"][t][n] for t in range(T) for s in range(t))
         for n in names
     }
     var1 = {n: per_var1[n] + cross[n] for n in names}
@@ -249,7 +248,9 @@ def test_masked_positions_are_absent_factors(unchanged):
     exact = fishsym.reference.exact_moments(model, ids, "categorical", mask=MASK.long())
     _close(exact["mean1"], fisher, "tuples fisher")
     _close(exact["var1"], var1, "tuples V₁")
-    mc = estimate(model, ids, "categorical", 1, 2000, _gen(8), mask=MASK, estimators=("squared_score",))
+    mc = estimate(
+        model, ids, "categorical", 1, 2000, _gen(8), mask=MASK, estimators=("squared_score",)
+    )
     for n in fisher:
         se = mc.se_mean("squared_score")[n]
         z = (mc.mean["squared_score"][n] - fisher[n]).abs() / se.clamp_min(1e-300)
