@@ -212,3 +212,32 @@ def test_a_finite_support_names_its_labels(top, shown):
     kernel = GenericKernel(family)
     with pytest.raises(DomainError, match="valid labels: " + shown):
         kernel.suff_stat(torch.tensor([top + 1]))
+
+
+def test_a_user_family_on_the_real_line_refuses_infinite_labels():
+    """Mutation audit (issue 23, kernels/generic.py): the generic kernel of a user family
+    on the real line (no structured kernel) refuses NaN and ±inf labels by name and
+    takes finite ones, floating or integer."""
+    import math
+
+    import sympy as sp
+
+    from fishsym.kernels.generic import GenericKernel
+    from fishsym.symbolic import ExponentialFamily
+    from fishsym.symbolic.support import RealLine
+
+    h = sp.Symbol("h", real=True)
+    y = sp.Symbol("y", real=True)
+    family = ExponentialFamily(
+        "unit_gaussian_here", (h,), y, (y,), h**2 / 2, -(y**2) / 2 - sp.log(2 * sp.pi) / 2,
+        RealLine(),
+    )  # fmt: skip
+    kernel = GenericKernel(family)
+    for bad in (math.inf, -math.inf, math.nan):
+        with pytest.raises(DomainError, match="finite reals"):
+            kernel.suff_stat(torch.tensor([0.5, bad], dtype=torch.float64))
+    assert kernel.suff_stat(torch.tensor([0.5, -2.0], dtype=torch.float64)).tolist() == [
+        [0.5],
+        [-2.0],
+    ]
+    assert kernel.suff_stat(torch.tensor([3])).tolist() == [[3.0]]
