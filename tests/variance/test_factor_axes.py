@@ -290,6 +290,11 @@ def test_data_labels_at_padding_are_ignored():
             model, ids, "categorical", mask=MASK, labels=labels, estimators=("empirical",)
         )
         _close(res.mean["empirical"], want, f"empirical, padding labels {filler}")
+    for wrong in (ids[:, 0], ids[:, :2]):  # not one label per position: named, not raw
+        with pytest.raises(ShapeError, match="labels|shape"):
+            fishsym.fisher_variances(
+                model, ids, "categorical", mask=MASK, labels=wrong, estimators=("empirical",)
+            )
 
 
 def test_bad_masks_are_refused():
