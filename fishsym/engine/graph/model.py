@@ -24,7 +24,7 @@ from fishsym.engine.graph.analysis import (
     trace,
 )
 from fishsym.engine.graph.cache import KEPT, fingerprint, still_computes
-from fishsym.engine.graph.curvature import JACOBIAN_SHARE, CurvatureSources
+from fishsym.engine.graph.curvature import JACOBIAN_SHARE, CurvatureSources, _Run
 from fishsym.engine.layerwise import LAYER_RULE, PER_INPUT_JACOBIAN, LayerJacobians
 from fishsym.errors import UnsupportedModelError
 
@@ -251,6 +251,10 @@ class GraphModel(CurvatureSources):
         """``h`` ``[n, c]`` and an iterator of lists of blocks: the layer-rule blocks
         (one list per layer block), then one list with every other parameter."""
         self.prepare(x)
+        if self.layerwise is None:
+            # one list, formed now: its reverse passes give h as well
+            h, rest = self._blocks(x, d)
+            return (self.output(x) if h is None else h), iter([rest] if rest else [])
         return self.output(x), self._lists(x, d)
 
     def _lists(self, x: Tensor, d: int):
@@ -288,14 +292,72 @@ class GraphModel(CurvatureSources):
             for name in names
         }
 
+    def _needs_curvature(self) -> bool:
+        """Whether any ``w`` comes from the curvature sources (else the reverse passes of
+        :meth:`_first_order` give everything: ``u``, and ``G``, ``z`` of the factorised
+        Linear layers)."""
+        if not self.second_order:
+            return False
+        routes = self.analysis.routes
+        factorised = self._factorised()
+        return any(
+            routes[n] == CURVATURE_SOURCES for n in self.names if n not in factorised
+        ) or any(routes[lay.weight] == CURVATURE_SOURCES for lay in self.analysis.linear)
+
+    def _first_order(self, x: Tensor, names: list[str]):
+        """``u`` of the parameters ``names`` (``{name: [n, d, numel]}``) and ``(G, None,
+        z)`` of every factorised Linear layer, from the same ``d`` reverse passes per
+        input through the traced graph: ``G = ∂h/∂a`` is the derivative along a zero added
+        to the layer's output ``a``, and ``z`` its input, recorded on the way. Also returns
+        ``h`` ``[n, d]`` of the same passes."""
+        analysis = self.analysis
+        gm, linear = analysis.graph, analysis.linear
+        xs = cast_inputs(x, self.dtype, self.view.device)
+        lin0 = [
+            torch.zeros(lay.node.meta["val"].shape, dtype=self.dtype, device=xs.device)
+            for lay in linear
+        ]
+
+        def single(primals, lin_eps, xi):
+            args = [primals.get(n, self.params[n]) for n in self.names]
+            run = _Run(gm, [], None, None, linear, lin_eps)
+            h = run.run(*args, xi)
+            return h, (h, [z.reshape(-1) for z in run.z])
+
+        primals = {n: self.params[n] for n in names}
+        with math_attention():
+            (jac, g_lin), (h, zs) = vmap(
+                jacrev(single, argnums=(0, 1), has_aux=True), in_dims=(None, None, 0)
+            )(primals, lin0, xs)
+        n = xs.shape[0]
+        jac = {
+            name: jac[name].reshape(n, -1, self.params[name].numel()).detach() for name in names
+        }
+        layers = [
+            (g.reshape(n, g.shape[1], -1).detach(), None, z.detach())
+            for g, z in zip(g_lin, zs, strict=True)
+        ]
+        return h.detach(), jac, layers
+
     def blocks(self, x: Tensor, d: int, skip=frozenset()) -> list[ParamDerivatives]:
         """One block per parameter (per entry chunk of a second-order parameter; one
         factorised block per Linear layer weight, as on the structured path), except the
         parameters ``skip`` (those whose ``u`` comes layer by layer)."""
+        return self._blocks(x, d, skip)[1]
+
+    def _blocks(self, x: Tensor, d: int, skip=frozenset()):
+        """:meth:`blocks`, and ``h`` where their passes gave it (else ``None``)."""
         analysis = self.analyse(x)
         factorised = self._factorised()
-        jac = self.jacobians(x, [n for n in self.names if n not in factorised | skip])
-        hess, layers = self.second_pass(x, d)
+        dense = [n for n in self.names if n not in factorised | skip]
+        h = None
+        if analysis.linear and not self._needs_curvature():
+            # one set of reverse passes for u, h and the Linear layers' factors
+            h, jac, layers = self._first_order(x, dense)
+            hess = {}
+        else:
+            jac = self.jacobians(x, dense)
+            hess, layers = self.second_pass(x, d)
         out: list[ParamDerivatives] = []
         second = sum(
             self.params[n].numel()
@@ -338,7 +400,7 @@ class GraphModel(CurvatureSources):
                 block = DenseDerivatives(lay.bias, self.params[lay.bias].shape, g, s)
                 block.route = route
                 out.append(block)
-        return out
+        return h, out
 
 
 #: the layer rules take over ``u`` from ``vmap(jacrev)`` where a per-input Jacobian of the
