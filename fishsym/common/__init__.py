@@ -7,6 +7,7 @@ Stage order: ``symbolic → kernels → common → engine → variance → refer
 from fishsym.common.data import as_inputs
 from fishsym.common.inputs import (
     WORKING_DTYPES,
+    all_finite,
     cast_inputs,
     check_choice,
     check_count,
@@ -53,6 +54,7 @@ __all__ = [
     "ModelView",
     "SQUASHING",
     "WORKING_DTYPES",
+    "all_finite",
     "as_inputs",
     "cast_inputs",
     "check_choice",

@@ -29,6 +29,7 @@ import contextlib
 import copy
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from fishsym.common.inputs import all_finite
 from fishsym.errors import (
     ArgumentTypeError,
     MemoryBudgetError,
@@ -313,12 +315,49 @@ def _private_copy(model: nn.Module) -> nn.Module:
     for b in model.buffers():
         memo[id(b)] = torch.empty_like(b, device="meta")
     try:
+        if all(_plain_state(type(m)) for m in model.modules()):
+            return _copy_tree(model, memo)
         return copy.deepcopy(model, memo)
     except Exception as err:  # noqa: BLE001 — any failure of the user's __deepcopy__
         raise UnsupportedModelError(
             f"fishsym evaluates a private copy of the model so that the original is never "
             f"modified, but copy.deepcopy({type(model).__name__}) failed: {err}"
         ) from err
+
+
+#: how a module's state is copied, as ``nn.Module`` does it (any other: ``copy.deepcopy``)
+_COPY_PROTOCOL = ("__deepcopy__", "__copy__", "__reduce_ex__", "__reduce__", "__getstate__",
+                  "__setstate__")  # fmt: skip
+
+
+def _plain_state(cls: type) -> bool:
+    """Whether the module class copies its state as ``nn.Module`` does (no copy protocol of
+    its own: a parametrised module's generated class has one)."""
+    return all(getattr(cls, a, None) is getattr(nn.Module, a, None) for a in _COPY_PROTOCOL)
+
+
+def _copy_tree(model: nn.Module, memo: dict[int, object]) -> nn.Module:
+    """What ``copy.deepcopy(model, memo)`` gives for modules with the plain state of
+    :func:`_plain_state`, a few times faster: each module's ``__dict__`` copied entry by
+    entry, the tables of parameters, buffers and submodules pointed at their copies in
+    ``memo``, empty tables (the hook tables, mostly) made new instead of deep-copied."""
+    modules = list(model.modules())
+    for m in modules:
+        memo[id(m)] = m.__class__.__new__(m.__class__)
+    tables = ("_parameters", "_buffers", "_modules")
+    for m in modules:
+        state = {}
+        for key, value in m.__dict__.items():
+            if key in tables:
+                state[key] = type(value)(
+                    (k, None if v is None else memo[id(v)]) for k, v in value.items()
+                )
+            elif type(value) in (dict, OrderedDict, set) and not value:
+                state[key] = type(value)()
+            else:
+                state[key] = copy.deepcopy(value, memo)
+        memo[id(m)].__dict__.update(state)
+    return memo[id(model)]
 
 
 # --------------------------------------------------------------------------- the head
@@ -430,7 +469,7 @@ class ModelView:
         self.constants: dict[str, Tensor] = {}
         self.frozen: list[str] = []
         for name, p in model.named_parameters():
-            if not bool(torch.isfinite(p.detach()).all()):
+            if not all_finite(p.detach()):
                 raise NonFiniteError(
                     f"parameter {name!r} of the model contains NaN or inf; every parameter "
                     "must be finite"
@@ -444,7 +483,7 @@ class ModelView:
                 self.constants[name] = t
                 self.frozen.append(name)
         for name, b in model.named_buffers():
-            if b.is_floating_point() and not bool(torch.isfinite(b).all()):
+            if b.is_floating_point() and not all_finite(b):
                 raise NonFiniteError(f"buffer {name!r} of the model contains NaN or inf")
             kind = dtype if b.is_floating_point() else b.dtype
             self.constants[name] = private_copy(b, self.device, kind)

@@ -40,6 +40,7 @@ from fishsym import engine as _engine
 from fishsym import kernels as _kernels
 from fishsym.common import (
     ModelView,
+    all_finite,
     cast_inputs,
     check_count,
     check_dtype,
@@ -476,12 +477,6 @@ def _warn_cost(estimate: float | None, eng, n_entries: int, known: int | None) -
         )
 
 
-def _all_finite(t) -> bool:
-    # one pass over t: NaN and ±inf propagate into the sum; only a sum that overflows
-    # from finite terms needs the elementwise check
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
-
-
 def _result(acc: _Accumulator, path: str, req: _Request) -> FisherVariances:
     """The result of the sums: :func:`_finish`, the ``V₂`` routes, and each estimator's
     cost in labels and passes."""
@@ -596,7 +591,7 @@ def _finish(
     for q in (q for q in ("fisher", "var1", "var2", *_sums.BOUNDS) if q in sums.quantities):
         for name in names:
             t = reported[q][name]
-            if not _all_finite(t):
+            if not all_finite(t):
                 raise NonFiniteError(
                     f"{q} of parameter {name!r} is not finite (overflow in {dtype}?); "
                     "check the model's outputs and try dtype=torch.float64"

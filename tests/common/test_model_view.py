@@ -559,3 +559,50 @@ def test_the_private_copy_costs_no_memory_and_shares_no_writes():
     assert torch.equal(t, before)
     t.mul_(0.0)  # a write on the view's side
     assert torch.equal(model.weight.detach(), before + 1.0)
+
+
+class _Logger(nn.Module):
+    """A forward that writes mutable attributes of its module (a list, a dict) and rebinds
+    a plain one; one submodule used twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4).double()
+        self.head = nn.Linear(4, 3).double()
+        self.seen, self.stats, self.calls = [], {"n": 0}, 0
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape))
+        self.stats["n"] += 1
+        self.calls += 1
+        return self.head(torch.tanh(self.lin(torch.tanh(self.lin(x)))))
+
+
+def test_the_private_module_copy_is_a_deep_copy(unchanged):
+    """The view copies the module tree entry by entry (faster than ``copy.deepcopy``): the
+    same classes, attributes and sharing as a deep copy, placeholders for the tensors, and
+    a forward that writes its module's lists, dicts or plain attributes writes the copy's.
+    A module with a copy protocol of its own (a parametrisation) is deep-copied."""
+    import copy
+
+    from fishsym.common import ModelView
+    from fishsym.common.model import _plain_state
+
+    model = _Logger()
+    before = unchanged.snapshot(model)
+    view = ModelView(model, torch.float64)
+    deep = copy.deepcopy(model)
+    for (name, mine), (_, theirs) in zip(
+        view.module.named_modules(remove_duplicate=False),
+        deep.named_modules(remove_duplicate=False),
+        strict=True,
+    ):
+        assert type(mine) is type(theirs) and set(vars(mine)) == set(vars(theirs)), name
+        assert all(p.device.type == "meta" for p in mine.parameters(recurse=False)), name
+    assert view.module.seen is not model.seen and view.module.stats is not model.stats
+    fishsym.fisher_variances(model, X, "categorical")
+    assert model.seen == [] and model.stats == {"n": 0} and model.calls == 0
+    unchanged.check(before, model)
+    spectral = nn.utils.parametrizations.spectral_norm(nn.Linear(4, 3)).eval()
+    assert not _plain_state(type(spectral))
+    assert isinstance(ModelView(spectral).module, type(spectral))
