@@ -3,6 +3,7 @@ the route the analysis proved for each parameter (:mod:`fishsym.engine.graph`)."
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Iterator
@@ -173,9 +174,10 @@ class GraphModel(CurvatureSources):
             and (not self.second_order or analysis.routes[n] == STRUCTURAL_ZERO)
         ]
         x1 = cast_inputs(x[:1], self.dtype, self.view.device)
-        size = max(1, self.view.outputs(x1).shape[1]) * sum(
-            self.params[n].numel() for n in eligible
-        )
+        # d from the view's probe where it ran (no forward pass for it)
+        shape = getattr(self.view, "out_shape", None)
+        d = math.prod(shape) if shape is not None else self.view.outputs(x1).shape[1]
+        size = max(1, d) * sum(self.params[n].numel() for n in eligible)
         if eligible and size >= LAYERWISE_MIN_NUMBERS:
             layerwise = LayerJacobians(self.view, eligible)
             if layerwise.ruled():
