@@ -194,6 +194,27 @@ def spawn_child(script: str, spec: dict, env: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def spawn_as_user(script: str, spec: dict) -> dict:
+    """A case's figures from two fresh processes: time from one that runs as a user's
+    process does (the environment as inherited: glibc's own allocator, OpenMP's own wait
+    policy), peak memory from one under :data:`MMAP_THRESHOLD` and
+    :data:`OMP_WAIT_POLICY`, where the resident set follows live memory. That process's
+    time is kept as ``time_fixed``: every block above the threshold is mapped and
+    page-faulted anew on every call there, so it counts the bytes a call touches more than
+    its arithmetic."""
+    timed = spawn_child(script, spec, dict(os.environ))
+    memory = spawn_child(
+        script,
+        spec,
+        dict(os.environ, OMP_WAIT_POLICY=OMP_WAIT_POLICY,
+             MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD)),
+    )  # fmt: skip
+    for r in (timed, memory):
+        if "error" in r:
+            return r
+    return {**timed, "peak_mib": memory["peak_mib"], "time_fixed": memory["time"]}
+
+
 def parent_args(doc: str, cases: str, child, setting: str) -> argparse.Namespace | None:
     """The command line of a side-by-side benchmark script: ``--repeats``, ``--threads``,
     ``--cases``; in a child process (``--child spec``) run ``child(spec)``, print its JSON

@@ -62,7 +62,13 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_architectures import cnn  # noqa: E402
-from bench_engine import MMAP_THRESHOLD, OMP_WAIT_POLICY, _measure, parent_args, spawn_child  # noqa: E402
+from bench_engine import (  # noqa: E402
+    OMP_WAIT_POLICY,
+    _measure,
+    parent_args,
+    spawn_as_user,
+    spawn_child,
+)
 
 #: (label, fishsym case, baseline case, time target, memory target, baseline name)
 ROWS = [
@@ -332,26 +338,12 @@ def _child(spec: dict) -> dict:
 def _spawn(spec: dict) -> dict | None:
     """A case's figures. (b) and (c): one child, glibc's own mmap threshold (at their size
     a fixed one makes every block a fresh mapping, and first-touch page faults — on a VM
-    most of the system time — swamp both sides). The smaller rows: two children — time
-    from one that runs as a user's process does (the environment as inherited: glibc's
-    own allocator, OpenMP's own wait policy), memory from one under the fixed threshold
-    (:data:`MMAP_THRESHOLD`) and ``OMP_WAIT_POLICY=PASSIVE``, where the resident set
-    follows live memory; that child's time (every block above 64 KiB mapped and
-    page-faulted anew, threads asleep between operations) is kept as ``time_fixed`` and
-    printed beside."""
+    most of the system time — swamp both sides). The smaller rows: time as a user's
+    process runs, memory under the fixed threshold, that child's time printed beside
+    (:func:`bench_engine.spawn_as_user`)."""
     if spec["case"].startswith(("b_", "c_")):
         return spawn_child(__file__, spec, dict(os.environ, OMP_WAIT_POLICY=OMP_WAIT_POLICY))
-    timed = spawn_child(__file__, spec, dict(os.environ))
-    memory = spawn_child(
-        __file__,
-        spec,
-        dict(os.environ, OMP_WAIT_POLICY=OMP_WAIT_POLICY,
-             MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD)),
-    )  # fmt: skip
-    for r in (timed, memory):
-        if r is None or "error" in r:
-            return r
-    return {**timed, "peak_mib": memory["peak_mib"], "time_fixed": memory["time"]}
+    return spawn_as_user(__file__, spec)
 
 
 def main() -> None:

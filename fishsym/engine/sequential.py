@@ -219,8 +219,8 @@ class StructuredMLP:
                     term = term * (d1[l] * d1[l])[:, None, :]
                 hess[l] = term if hess[l] is None else hess[l] + term
 
-        # jac and hess_diag stay [n, c, a] as computed: fishsym.variance copies all layers
-        # into one c-innermost [n, c, Σa] tensor for the kernels anyway (one copy, not two)
+        # jac and hess_diag stay [n, c, a] as computed: fishsym.variance concatenates the
+        # layers into one [n, c, Σa] tensor for the kernels (one copy)
         out: list[ParamDerivatives] = []
         for l, layer in enumerate(layers):
             out.extend(layer.param_derivatives(jac[l], hess[l], z_in[l]))

@@ -33,7 +33,11 @@ call, attention in its math form). The graph decides, **per parameter tensor**, 
 from its input and output gradient, checked on every chunk of inputs) for the parameters
 of Linear, convolution, embedding and normalisation layers whose ``w`` is a structural zero
 or not asked for; every other parameter's ``u`` from ``d`` reverse passes per input
-(``vmap(jacrev)``). Inputs are processed in chunks whose Jacobians fit the memory budget.
+(``vmap(jacrev)``). Where no ``w`` comes from the curvature sources (``var2=False``, or
+piecewise-linear networks), the same reverse passes, through the traced graph, also give
+``h`` and the factors ``G = ∂h/∂a`` and ``z`` of the factorised Linear layers (a zero
+added to each layer's output is differentiated along with the parameters): no second set
+of passes. Inputs are processed in chunks whose Jacobians fit the memory budget.
 
 The trace follows the operations the model ran on the first input; a model whose Python
 control flow depends on input *values* is outside what the proof covers (say so with
