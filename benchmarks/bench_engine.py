@@ -201,7 +201,8 @@ def spawn_as_user(script: str, spec: dict) -> dict:
     :data:`OMP_WAIT_POLICY`, where the resident set follows live memory. That process's
     time is kept as ``time_fixed``: every block above the threshold is mapped and
     page-faulted anew on every call there, so it counts the bytes a call touches more than
-    its arithmetic."""
+    its arithmetic. Run on a quiet machine: with other work on the cores, OpenMP's
+    spinning threads inflate the time of code made of many small operations."""
     timed = spawn_child(script, spec, dict(os.environ))
     memory = spawn_child(
         script,
