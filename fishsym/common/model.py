@@ -325,14 +325,14 @@ def _private_copy(model: nn.Module) -> nn.Module:
         ) from err
 
 
-#: how a module's state is copied, as ``nn.Module`` does it (any other: ``copy.deepcopy``)
-_COPY_PROTOCOL = ("__deepcopy__", "__copy__", "__reduce_ex__", "__reduce__", "__getstate__",
-                  "__setstate__")  # fmt: skip
+#: how a module's state is taken for a copy, as ``nn.Module`` does it (any other:
+#: ``copy.deepcopy``); ``__setstate__``, which receives it, is called as deepcopy calls it
+_COPY_PROTOCOL = ("__deepcopy__", "__copy__", "__reduce_ex__", "__reduce__", "__getstate__")
 
 
 def _plain_state(cls: type) -> bool:
-    """Whether the module class copies its state as ``nn.Module`` does (no copy protocol of
-    its own: a parametrised module's generated class has one)."""
+    """Whether the module class gives up its state as ``nn.Module`` does (no copy protocol
+    of its own: a parametrised module's generated class has one)."""
     return all(getattr(cls, a, None) is getattr(nn.Module, a, None) for a in _COPY_PROTOCOL)
 
 
@@ -340,7 +340,9 @@ def _copy_tree(model: nn.Module, memo: dict[int, object]) -> nn.Module:
     """What ``copy.deepcopy(model, memo)`` gives for modules with the plain state of
     :func:`_plain_state`, a few times faster: each module's ``__dict__`` copied entry by
     entry, the tables of parameters, buffers and submodules pointed at their copies in
-    ``memo``, empty tables (the hook tables, mostly) made new instead of deep-copied."""
+    ``memo``, empty tables (the hook tables, mostly) made new instead of deep-copied, and
+    handed to the copy's ``__setstate__`` as deepcopy hands them (torch's own fill in
+    attributes that old checkpoints lack: a convolution's ``padding_mode``)."""
     modules = list(model.modules())
     for m in modules:
         memo[id(m)] = m.__class__.__new__(m.__class__)
@@ -356,7 +358,7 @@ def _copy_tree(model: nn.Module, memo: dict[int, object]) -> nn.Module:
                 state[key] = type(value)()
             else:
                 state[key] = copy.deepcopy(value, memo)
-        memo[id(m)].__dict__.update(state)
+        memo[id(m)].__setstate__(state)
     return memo[id(model)]
 
 
